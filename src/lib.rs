@@ -1,0 +1,27 @@
+//! envinit: a PID 1 for containers that renders the app's config from the
+//! environment, then runs the app and supervises it.
+//!
+//! The binary (`src/main.rs`) tells the story of a container start, one call
+//! per phase; each phase lives in the module named for it:
+//!
+//! - [`settings`]: options from the command line and `ENVINIT_*` variables.
+//! - [`logging`]: envinit's own log lines, on stderr only.
+//! - [`render`]: config files rendered from the environment (templates, ini).
+//! - [`container`]: the container's memory and CPU limits, from its cgroup.
+//! - [`supervisor`]: the Linux side of PID 1: spawn, signals, reaping.
+//! - [`lifecycle`]: what PID 1 decides on each event, free of system calls.
+//! - [`signals`]: signal names and numbers.
+//! - [`exit`]: envinit's documented exit codes.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod container;
+pub mod exit;
+pub mod lifecycle;
+pub mod logging;
+pub mod render;
+pub mod settings;
+pub mod signals;
+pub mod supervisor;

@@ -1,0 +1,880 @@
+//! Settings: everything envinit is told, from its command line and from
+//! `ENVINIT_*` environment variables, parsed once into one [`Settings`]
+//! value that the other phases read.
+//!
+//! Rules (docs/options.md):
+//! - Option parsing stops at the first word that is not an option (the
+//!   command) or at `--`: the child's own flags are never taken.
+//! - Every option `--some-name` can also be given as `ENVINIT_SOME_NAME`
+//!   (read with envy). The command line wins: a repeatable option given on
+//!   the command line replaces the variable's list.
+//! - Booleans take `1/0`, `true/false`, `yes/no`, `on/off`; an empty
+//!   variable counts as unset.
+//! - A bad command line is a usage error (exit 64); a bad variable is a
+//!   configuration error (exit 78). Both name the option and the fix.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::exit;
+use crate::signals;
+
+/// Everything envinit does in this start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// The command and its arguments, byte-exact. Empty only with `--check`.
+    pub command: Vec<OsString>,
+    /// How the child is supervised.
+    pub supervise: SuperviseSettings,
+    /// Exit-code rewrites applied to the final code, first match wins.
+    pub remap_exit: Vec<(u8, u8)>,
+    /// Config files to render before the start.
+    pub render: RenderSettings,
+    /// envinit's own log lines.
+    pub log: LogSettings,
+}
+
+/// How the child is run and stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuperviseSettings {
+    /// How long the whole tree gets to exit after a stop signal (or after
+    /// the main child exits with orphans left) before SIGKILL.
+    pub grace: Duration,
+    /// How long to hold the first stop signal before forwarding it.
+    pub pre_stop_delay: Duration,
+    /// Forward signals to the child's whole process group.
+    pub signal_group: bool,
+    /// Signal rewrites: received signal to forwarded signal (`None` drops it).
+    pub rewrites: Vec<(i32, Option<i32>)>,
+}
+
+impl Default for SuperviseSettings {
+    fn default() -> Self {
+        SuperviseSettings {
+            grace: Duration::from_secs(10),
+            pre_stop_delay: Duration::ZERO,
+            signal_group: false,
+            rewrites: Vec::new(),
+        }
+    }
+}
+
+/// Config files rendered at start (docs/templates.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderSettings {
+    /// `--template SRC:DEST` pairs; SRC may be a directory.
+    pub templates: Vec<PathPair>,
+    /// `--ini PREFIX:DEST` targets.
+    pub ini: Vec<IniTarget>,
+    /// Render in memory and report, write nothing, run nothing.
+    pub check: bool,
+    /// Where `{{ secrets.NAME }}` reads from.
+    pub secrets_dir: PathBuf,
+}
+
+impl Default for RenderSettings {
+    fn default() -> Self {
+        RenderSettings {
+            templates: Vec::new(),
+            ini: Vec::new(),
+            check: false,
+            secrets_dir: PathBuf::from("/run/secrets"),
+        }
+    }
+}
+
+impl RenderSettings {
+    /// True when there is nothing to render (the common fast path).
+    pub fn is_empty(&self) -> bool {
+        self.templates.is_empty() && self.ini.is_empty()
+    }
+}
+
+/// A template source and where its output goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathPair {
+    /// The template file or directory.
+    pub src: PathBuf,
+    /// The rendered file or directory.
+    pub dest: PathBuf,
+}
+
+/// `--ini PREFIX:DEST`: variables named `PREFIX...` become lines of DEST.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IniTarget {
+    /// The variable-name prefix, kept as written (case-sensitive).
+    pub prefix: String,
+    /// The ini file to write.
+    pub dest: PathBuf,
+}
+
+/// envinit's own logging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogSettings {
+    /// The most verbose level printed; `None` prints nothing.
+    pub level: Option<tracing::Level>,
+    /// One line of text or one JSON object per event.
+    pub json: bool,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            level: Some(tracing::Level::INFO),
+            json: false,
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// Render and/or run, with these settings.
+    Run(Box<Settings>),
+    /// Print the usage text.
+    Help,
+    /// Print the version.
+    Version,
+}
+
+/// A bad option, with the exit code it earns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsError {
+    /// 64 for the command line, 78 for a variable.
+    pub code: u8,
+    /// One line: what is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+fn usage(message: String) -> SettingsError {
+    SettingsError {
+        code: exit::USAGE,
+        message: format!("{message} (see envinit --help)"),
+    }
+}
+
+fn config(message: String) -> SettingsError {
+    SettingsError {
+        code: exit::CONFIG,
+        message,
+    }
+}
+
+/// The usage text printed by `--help`.
+pub const HELP: &str = "\
+envinit: render config from the environment, then run COMMAND as PID 1
+
+Usage: envinit [OPTIONS] [--] COMMAND [ARG...]
+       envinit --check [OPTIONS]
+
+Options stop at the first word that is not an option: the command's own
+flags are passed on untouched. Each option can also be set by a variable
+ENVINIT_<NAME> (e.g. ENVINIT_GRACE=30s); the command line wins.
+
+Supervision:
+      --grace DURATION        time the whole process tree gets to exit after a
+                              stop signal before SIGKILL [default: 10s]
+      --pre-stop-delay DURATION
+                              hold the first stop signal this long before
+                              forwarding it [default: 0s]
+      --signal-group[=BOOL]   forward signals to the child's process group
+      --rewrite FROM:TO       forward signal FROM as TO (TO=none drops it),
+                              e.g. TERM:QUIT; repeatable
+      --remap-exit CODE[:NEW] exit NEW (default 0) when the child exits CODE,
+                              e.g. 143; repeatable
+Config:
+  -t, --template SRC:DEST     render template file or directory SRC to DEST;
+                              repeatable
+      --ini PREFIX:DEST       write variables PREFIX<key> as `key = value`
+                              lines of DEST; repeatable
+      --secrets-dir DIR       where {{ secrets.NAME }} reads [default: /run/secrets]
+      --check[=BOOL]          render in memory, report problems, write and run
+                              nothing (exit 0 or 78)
+Other:
+  -h, --help                  print this help
+  -V, --version               print the version
+
+Environment only: ENVINIT_LOG=error|warn|info|debug|trace|off (default info),
+ENVINIT_LOG_FORMAT=text|json. Durations: 500ms, 10s, 2m, 1h (a bare number is
+seconds). Booleans: 1/0, true/false, yes/no, on/off.
+Exit codes: the child's code; 128+N if it was killed by signal N; 64 usage,
+71 OS error, 78 config error, 126 not executable, 127 not found.
+Docs: docs/options.md, docs/templates.md, docs/exit-codes.md
+";
+
+/// The option names (as `--name`); `ENVINIT_NAME` is the upper-snake form.
+const VALUE_OPTIONS: &[&str] = &[
+    "grace",
+    "pre-stop-delay",
+    "rewrite",
+    "remap-exit",
+    "template",
+    "ini",
+    "secrets-dir",
+];
+const BOOL_OPTIONS: &[&str] = &["signal-group", "check"];
+
+/// The `ENVINIT_*` variables, as envy sees them (names lower-cased, prefix
+/// dropped). Values stay strings here so errors can name the variable.
+#[derive(Debug, Default, Deserialize)]
+struct EnvOptions {
+    grace: Option<String>,
+    pre_stop_delay: Option<String>,
+    signal_group: Option<String>,
+    rewrite: Option<String>,
+    remap_exit: Option<String>,
+    template: Option<String>,
+    ini: Option<String>,
+    secrets_dir: Option<String>,
+    check: Option<String>,
+    log: Option<String>,
+    log_format: Option<String>,
+}
+
+/// Reads the settings from this process's arguments and environment.
+pub fn from_process() -> Result<Request, SettingsError> {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let env = envinit_vars(std::env::vars_os())?;
+    parse(args, env)
+}
+
+/// Keeps the `ENVINIT_*` variables, which must be valid Unicode; every other
+/// variable is skipped without being decoded (a container may hold
+/// variables that are not Unicode, and envy would panic on them).
+fn envinit_vars(
+    vars: impl Iterator<Item = (OsString, OsString)>,
+) -> Result<Vec<(String, String)>, SettingsError> {
+    let mut kept = Vec::new();
+    for (key, value) in vars {
+        if !key.as_bytes().starts_with(b"ENVINIT_") {
+            continue;
+        }
+        let key = key
+            .into_string()
+            .map_err(|k| config(format!("variable {k:?} is not valid UTF-8: rename it")))?;
+        let value = value
+            .into_string()
+            .map_err(|_| config(format!("{key} is not valid UTF-8: fix its value")))?;
+        if !value.is_empty() {
+            kept.push((key, value));
+        }
+    }
+    Ok(kept)
+}
+
+/// Parses command-line words (without argv[0]) over `ENVINIT_*` variables.
+pub fn parse(args: Vec<OsString>, env: Vec<(String, String)>) -> Result<Request, SettingsError> {
+    let mut cli: HashMap<&'static str, Vec<String>> = HashMap::new();
+    let mut words = args.into_iter();
+    let mut command = Vec::new();
+    while let Some(word) = words.next() {
+        let bytes = word.as_bytes();
+        if bytes == b"--" {
+            break;
+        }
+        if bytes.len() < 2 || bytes[0] != b'-' {
+            command.push(word);
+            break;
+        }
+        let text = word
+            .to_str()
+            .ok_or_else(|| usage(format!("option {word:?} is not valid UTF-8")))?;
+        let (name, inline) = split_option(text)?;
+        match name {
+            "help" => return Ok(Request::Help),
+            "version" => return Ok(Request::Version),
+            _ => {}
+        }
+        if let Some(known) = BOOL_OPTIONS.iter().find(|o| **o == name) {
+            cli.entry(known)
+                .or_default()
+                .push(inline.unwrap_or_else(|| "true".into()));
+        } else if let Some(known) = VALUE_OPTIONS.iter().find(|o| **o == name) {
+            let value = match inline {
+                Some(v) => v,
+                None => words
+                    .next()
+                    .ok_or_else(|| usage(format!("--{name} needs a value")))?
+                    .into_string()
+                    .map_err(|_| usage(format!("the value of --{name} is not valid UTF-8")))?,
+            };
+            cli.entry(known).or_default().push(value);
+        } else {
+            return Err(usage(format!("unknown option --{name}")));
+        }
+    }
+    command.extend(words);
+    build(command, cli, env)
+}
+
+/// Splits `--name=value`, `--name`, `-t value`, `-tvalue`, `-h`, `-V`.
+fn split_option(text: &str) -> Result<(&str, Option<String>), SettingsError> {
+    if let Some(long) = text.strip_prefix("--") {
+        return Ok(match long.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_string())),
+            None => (long, None),
+        });
+    }
+    let short = &text[1..];
+    let (letter, rest) = short.split_at(short.chars().next().map_or(0, char::len_utf8));
+    let name = match letter {
+        "h" => "help",
+        "V" => "version",
+        "t" => "template",
+        _ => return Err(usage(format!("unknown option -{letter}"))),
+    };
+    Ok((name, (!rest.is_empty()).then(|| rest.to_string())))
+}
+
+/// Where a value came from, for error messages and exit codes.
+#[derive(Clone, Copy)]
+enum Source {
+    Cli,
+    Env,
+}
+
+/// One option's raw values, command line first.
+struct Raw {
+    name: &'static str,
+    values: Vec<String>,
+    source: Source,
+}
+
+impl Raw {
+    fn error(&self, problem: String) -> SettingsError {
+        match self.source {
+            Source::Cli => usage(format!("--{}: {problem}", self.name)),
+            Source::Env => config(format!("{}: {problem}", env_name(self.name))),
+        }
+    }
+
+    fn last(&self) -> Option<&str> {
+        self.values.last().map(String::as_str)
+    }
+}
+
+fn env_name(option: &str) -> String {
+    format!("ENVINIT_{}", option.to_ascii_uppercase().replace('-', "_"))
+}
+
+fn build(
+    command: Vec<OsString>,
+    mut cli: HashMap<&'static str, Vec<String>>,
+    env: Vec<(String, String)>,
+) -> Result<Request, SettingsError> {
+    let env_options: EnvOptions = envy::prefixed("ENVINIT_")
+        .from_iter(env)
+        .map_err(|e| config(format!("ENVINIT_* variables: {e}")))?;
+    let from_env = |name: &str| -> Option<String> {
+        match name {
+            "grace" => env_options.grace.clone(),
+            "pre-stop-delay" => env_options.pre_stop_delay.clone(),
+            "signal-group" => env_options.signal_group.clone(),
+            "rewrite" => env_options.rewrite.clone(),
+            "remap-exit" => env_options.remap_exit.clone(),
+            "template" => env_options.template.clone(),
+            "ini" => env_options.ini.clone(),
+            "secrets-dir" => env_options.secrets_dir.clone(),
+            "check" => env_options.check.clone(),
+            _ => None,
+        }
+    };
+    let mut raw = |name: &'static str| -> Option<Raw> {
+        if let Some(values) = cli.remove(name) {
+            return Some(Raw {
+                name,
+                values,
+                source: Source::Cli,
+            });
+        }
+        let value = from_env(name)?;
+        let values = value
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(String::from);
+        Some(Raw {
+            name,
+            values: values.collect(),
+            source: Source::Env,
+        })
+    };
+
+    let mut supervise = SuperviseSettings::default();
+    if let Some(r) = raw("grace") {
+        supervise.grace = r
+            .last()
+            .map(parse_duration)
+            .transpose()
+            .map_err(|e| r.error(e))?
+            .unwrap_or(supervise.grace);
+    }
+    if let Some(r) = raw("pre-stop-delay") {
+        supervise.pre_stop_delay = r
+            .last()
+            .map(parse_duration)
+            .transpose()
+            .map_err(|e| r.error(e))?
+            .unwrap_or_default();
+    }
+    if let Some(r) = raw("signal-group") {
+        supervise.signal_group = r
+            .last()
+            .map(parse_bool)
+            .transpose()
+            .map_err(|e| r.error(e))?
+            .unwrap_or(false);
+    }
+    if let Some(r) = raw("rewrite") {
+        for v in &r.values {
+            supervise
+                .rewrites
+                .push(parse_rewrite(v).map_err(|e| r.error(e))?);
+        }
+    }
+    let mut remap_exit = Vec::new();
+    if let Some(r) = raw("remap-exit") {
+        for v in &r.values {
+            remap_exit.push(parse_remap(v).map_err(|e| r.error(e))?);
+        }
+    }
+    let mut render = RenderSettings::default();
+    if let Some(r) = raw("template") {
+        for v in &r.values {
+            let (src, dest) = split_pair(v, "SRC:DEST").map_err(|e| r.error(e))?;
+            render.templates.push(PathPair {
+                src: src.into(),
+                dest: dest.into(),
+            });
+        }
+    }
+    if let Some(r) = raw("ini") {
+        for v in &r.values {
+            let (prefix, dest) = split_pair(v, "PREFIX:DEST").map_err(|e| r.error(e))?;
+            render.ini.push(IniTarget {
+                prefix: prefix.to_string(),
+                dest: dest.into(),
+            });
+        }
+    }
+    if let Some(r) = raw("secrets-dir") {
+        if let Some(dir) = r.last() {
+            render.secrets_dir = dir.into();
+        }
+    }
+    if let Some(r) = raw("check") {
+        render.check = r
+            .last()
+            .map(parse_bool)
+            .transpose()
+            .map_err(|e| r.error(e))?
+            .unwrap_or(false);
+    }
+
+    let mut log = LogSettings::default();
+    if let Some(level) = &env_options.log {
+        log.level = parse_level(level).map_err(|e| config(format!("ENVINIT_LOG: {e}")))?;
+    }
+    if let Some(format) = &env_options.log_format {
+        log.json = match format.trim().to_ascii_lowercase().as_str() {
+            "text" => false,
+            "json" => true,
+            _ => {
+                return Err(config(format!(
+                    "ENVINIT_LOG_FORMAT: {format:?} is not text or json"
+                )));
+            }
+        };
+    }
+
+    if command.is_empty() && !render.check {
+        return Err(usage(
+            "no command given: envinit [OPTIONS] [--] COMMAND [ARG...]".into(),
+        ));
+    }
+    Ok(Request::Run(Box::new(Settings {
+        command,
+        supervise,
+        remap_exit,
+        render,
+        log,
+    })))
+}
+
+/// Parses `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let bad = || format!("{text:?} is not a duration (write e.g. 500ms, 10s, 2m or 1h)");
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let millis = match unit.trim() {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1_000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => return Err(bad()),
+    };
+    millis.map(Duration::from_millis).ok_or_else(bad)
+}
+
+/// Parses `1/0`, `true/false`, `yes/no`, `on/off` in any case.
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!(
+            "{text:?} is not a boolean (write 1/0, true/false, yes/no or on/off)"
+        )),
+    }
+}
+
+/// Parses `FROM:TO` where TO may be `none`.
+pub fn parse_rewrite(text: &str) -> Result<(i32, Option<i32>), String> {
+    let (from, to) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?} is not FROM:TO (e.g. TERM:QUIT, or TERM:none to drop)"))?;
+    let from = signals::parse(from)?;
+    let to = if to.trim().eq_ignore_ascii_case("none") {
+        None
+    } else {
+        Some(signals::parse(to)?)
+    };
+    Ok((from, to))
+}
+
+/// Parses `CODE:NEW` or `CODE` (meaning `CODE:0`).
+pub fn parse_remap(text: &str) -> Result<(u8, u8), String> {
+    let code = |t: &str| -> Result<u8, String> {
+        t.trim()
+            .parse()
+            .map_err(|_| format!("{t:?} is not an exit code 0-255 (write e.g. 143:0)"))
+    };
+    match text.split_once(':') {
+        Some((from, to)) => Ok((code(from)?, code(to)?)),
+        None => Ok((code(text)?, 0)),
+    }
+}
+
+fn split_pair<'a>(text: &'a str, shape: &str) -> Result<(&'a str, &'a str), String> {
+    match text.split_once(':') {
+        Some((a, b)) if !a.is_empty() && !b.is_empty() => Ok((a, b)),
+        _ => Err(format!("{text:?} is not {shape}")),
+    }
+}
+
+fn parse_level(text: &str) -> Result<Option<tracing::Level>, String> {
+    use tracing::Level;
+    Ok(Some(match text.trim().to_ascii_lowercase().as_str() {
+        "error" => Level::ERROR,
+        "warn" | "warning" => Level::WARN,
+        "info" => Level::INFO,
+        "debug" => Level::DEBUG,
+        "trace" => Level::TRACE,
+        "off" | "none" => return Ok(None),
+        _ => {
+            return Err(format!(
+                "{text:?} is not error, warn, info, debug, trace or off"
+            ));
+        }
+    }))
+}
+
+impl Settings {
+    /// The code envinit exits with for the child's `code`, after `--remap-exit`.
+    pub fn final_code(&self, code: u8) -> u8 {
+        self.remap_exit
+            .iter()
+            .find(|(from, _)| *from == code)
+            .map_or(code, |(_, to)| *to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match parse(words(args), env)? {
+            Request::Run(s) => Ok(*s),
+            other => panic!("expected Run, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn stops_at_the_first_non_option() {
+        let s = run(&["echo", "-v", "-g", "hi"], &[]).unwrap();
+        assert_eq!(s.command, words(&["echo", "-v", "-g", "hi"]));
+        let s = run(&["--signal-group", "--", "--grace", "x"], &[]).unwrap();
+        assert_eq!(s.command, words(&["--grace", "x"]));
+        assert!(s.supervise.signal_group);
+        let s = run(&["--grace", "3s", "sh", "--grace"], &[]).unwrap();
+        assert_eq!(s.supervise.grace, Duration::from_secs(3));
+        assert_eq!(s.command, words(&["sh", "--grace"]));
+        let s = run(&["-", "x"], &[]).unwrap();
+        assert_eq!(s.command, words(&["-", "x"]));
+    }
+
+    #[test]
+    fn defaults() {
+        let s = run(&["true"], &[]).unwrap();
+        assert_eq!(s.supervise, SuperviseSettings::default());
+        assert_eq!(s.supervise.grace, Duration::from_secs(10));
+        assert_eq!(s.render, RenderSettings::default());
+        assert_eq!(s.log, LogSettings::default());
+        assert!(s.remap_exit.is_empty());
+    }
+
+    #[test]
+    fn every_option_from_the_command_line() {
+        let s = run(
+            &[
+                "--grace=2m",
+                "--pre-stop-delay",
+                "500ms",
+                "--signal-group=no",
+                "--rewrite",
+                "TERM:QUIT",
+                "--rewrite=SIGUSR1:none",
+                "--remap-exit",
+                "143",
+                "--remap-exit=1:2",
+                "-t",
+                "a.tmpl:/etc/a",
+                "-tb:/etc/b",
+                "--template=c:d",
+                "--ini",
+                "PHP_INI_:/etc/php.ini",
+                "--secrets-dir",
+                "/s",
+                "--check",
+                "app",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.supervise.grace, Duration::from_secs(120));
+        assert_eq!(s.supervise.pre_stop_delay, Duration::from_millis(500));
+        assert!(!s.supervise.signal_group);
+        assert_eq!(s.supervise.rewrites, vec![(15, Some(3)), (10, None)]);
+        assert_eq!(s.remap_exit, vec![(143, 0), (1, 2)]);
+        assert_eq!(s.render.templates.len(), 3);
+        assert_eq!(
+            s.render.templates[1],
+            PathPair {
+                src: "b".into(),
+                dest: "/etc/b".into()
+            }
+        );
+        assert_eq!(
+            s.render.ini,
+            vec![IniTarget {
+                prefix: "PHP_INI_".into(),
+                dest: "/etc/php.ini".into()
+            }]
+        );
+        assert_eq!(s.render.secrets_dir, PathBuf::from("/s"));
+        assert!(s.render.check);
+        assert_eq!(s.command, words(&["app"]));
+    }
+
+    #[test]
+    fn every_option_from_the_environment() {
+        let s = run(
+            &["app"],
+            &[
+                ("ENVINIT_GRACE", "30s"),
+                ("ENVINIT_PRE_STOP_DELAY", "2"),
+                ("ENVINIT_SIGNAL_GROUP", "on"),
+                ("ENVINIT_REWRITE", "TERM:QUIT, INT:none"),
+                ("ENVINIT_REMAP_EXIT", "143"),
+                ("ENVINIT_TEMPLATE", "a:b, c:d,"),
+                ("ENVINIT_INI", "X_:/x.ini"),
+                ("ENVINIT_SECRETS_DIR", "/sec"),
+                ("ENVINIT_CHECK", "0"),
+                ("ENVINIT_LOG", "debug"),
+                ("ENVINIT_LOG_FORMAT", "json"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.supervise.grace, Duration::from_secs(30));
+        assert_eq!(s.supervise.pre_stop_delay, Duration::from_secs(2));
+        assert!(s.supervise.signal_group);
+        assert_eq!(s.supervise.rewrites, vec![(15, Some(3)), (2, None)]);
+        assert_eq!(s.remap_exit, vec![(143, 0)]);
+        assert_eq!(s.render.templates.len(), 2);
+        assert_eq!(s.render.ini[0].prefix, "X_");
+        assert_eq!(s.render.secrets_dir, PathBuf::from("/sec"));
+        assert!(!s.render.check);
+        assert_eq!(
+            s.log,
+            LogSettings {
+                level: Some(tracing::Level::DEBUG),
+                json: true
+            }
+        );
+    }
+
+    #[test]
+    fn the_command_line_wins() {
+        let env = [
+            ("ENVINIT_GRACE", "30s"),
+            ("ENVINIT_REWRITE", "TERM:QUIT"),
+            ("ENVINIT_SIGNAL_GROUP", "1"),
+        ];
+        let s = run(
+            &[
+                "--grace",
+                "1s",
+                "--rewrite",
+                "INT:TERM",
+                "--signal-group=off",
+                "app",
+            ],
+            &env,
+        )
+        .unwrap();
+        assert_eq!(s.supervise.grace, Duration::from_secs(1));
+        assert_eq!(s.supervise.rewrites, vec![(2, Some(15))]);
+        assert!(!s.supervise.signal_group);
+    }
+
+    #[test]
+    fn zero_and_false_mean_off() {
+        for off in ["0", "false", "FALSE", "no", "off"] {
+            let s = run(&["app"], &[("ENVINIT_SIGNAL_GROUP", off)]).unwrap();
+            assert!(!s.supervise.signal_group, "{off}");
+        }
+        for on in ["1", "true", "Yes", "ON"] {
+            let s = run(&["app"], &[("ENVINIT_SIGNAL_GROUP", on)]).unwrap();
+            assert!(s.supervise.signal_group, "{on}");
+        }
+    }
+
+    #[test]
+    fn usage_errors_exit_64_and_config_errors_78() {
+        for args in [
+            &["--grace"][..],
+            &["--grace", "soon", "app"],
+            &["--nope", "app"],
+            &["-x", "app"],
+            &["--rewrite", "TERM", "app"],
+            &["--rewrite", "TERM:BOGUS", "app"],
+            &["--remap-exit", "300", "app"],
+            &["--template", "nodest", "app"],
+            &["--signal-group=maybe", "app"],
+            &[],
+            &["--grace", "1s"],
+        ] {
+            let err = run(args, &[]).unwrap_err();
+            assert_eq!(err.code, 64, "{args:?}: {err}");
+        }
+        for env in [
+            ("ENVINIT_GRACE", "soon"),
+            ("ENVINIT_SIGNAL_GROUP", "maybe"),
+            ("ENVINIT_LOG", "loud"),
+            ("ENVINIT_LOG_FORMAT", "xml"),
+            ("ENVINIT_REWRITE", "TERM"),
+        ] {
+            let err = run(&["app"], &[env]).unwrap_err();
+            assert_eq!(err.code, 78, "{env:?}: {err}");
+            assert!(err.message.starts_with(env.0), "{err}");
+        }
+    }
+
+    #[test]
+    fn check_needs_no_command() {
+        let s = run(&["--check"], &[]).unwrap();
+        assert!(s.render.check && s.command.is_empty());
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert_eq!(parse(words(&["-h"]), vec![]), Ok(Request::Help));
+        assert_eq!(parse(words(&["--help", "x"]), vec![]), Ok(Request::Help));
+        assert_eq!(parse(words(&["-V"]), vec![]), Ok(Request::Version));
+    }
+
+    #[test]
+    fn empty_variables_count_as_unset() {
+        let vars = vec![
+            (OsString::from("ENVINIT_GRACE"), OsString::from("")),
+            ("PATH".into(), "/bin".into()),
+        ];
+        assert!(envinit_vars(vars.into_iter()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn non_unicode_variables_outside_the_prefix_are_skipped() {
+        use std::os::unix::ffi::OsStringExt;
+        let vars = vec![
+            (OsString::from("JUNK"), OsString::from_vec(vec![0xff, 0xfe])),
+            (OsString::from("ENVINIT_GRACE"), OsString::from("1s")),
+        ];
+        assert_eq!(
+            envinit_vars(vars.into_iter()).unwrap(),
+            vec![("ENVINIT_GRACE".into(), "1s".into())]
+        );
+        let bad = vec![(
+            OsString::from("ENVINIT_GRACE"),
+            OsString::from_vec(vec![0xff]),
+        )];
+        assert_eq!(envinit_vars(bad.into_iter()).unwrap_err().code, 78);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in [
+            "",
+            "s",
+            "-1s",
+            "1.5s",
+            "10 sec",
+            "1d",
+            "99999999999999999999h",
+            "18446744073709551615h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn remaps() {
+        assert_eq!(parse_remap("143"), Ok((143, 0)));
+        assert_eq!(parse_remap("143:1"), Ok((143, 1)));
+        assert!(parse_remap("256").is_err());
+        let s = run(
+            &["--remap-exit", "143", "--remap-exit", "143:9", "app"],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.final_code(143), 0);
+        assert_eq!(s.final_code(1), 1);
+    }
+}
