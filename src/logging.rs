@@ -1,1 +1,177 @@
-//! stub
+//! Logging: envinit's own messages, as `tracing` events, written to stderr
+//! only (stdout belongs to the app), one line per event, as text or JSON.
+//!
+//! A small hand-written subscriber instead of `tracing-subscriber`: envinit
+//! needs no spans, filters or timestamps (the engine timestamps every line),
+//! and every byte and instruction at start-up counts. Each line goes out in
+//! one `write` so it never interleaves with the app's output mid-line.
+
+use std::fmt::{self, Write as _};
+use std::io::Write as _;
+
+use tracing::field::{Field, Visit};
+use tracing::level_filters::LevelFilter;
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata, Subscriber};
+
+use crate::settings::LogSettings;
+
+/// Installs the stderr logger; with level `off`, installs nothing, so every
+/// event is skipped at its call site.
+pub fn init(settings: LogSettings) {
+    if let Some(max) = settings.level {
+        // Fails only if a logger is already installed, which is harmless.
+        let _ = tracing::subscriber::set_global_default(StderrLog {
+            max,
+            json: settings.json,
+        });
+    }
+}
+
+/// Prints one error line without a logger, in the same shape as the
+/// logger's text lines: for failures before the settings are known.
+pub fn early_error(message: &str) {
+    let _ = std::io::stderr().write_all(format!("envinit: error: {message}\n").as_bytes());
+}
+
+struct StderrLog {
+    max: Level,
+    json: bool,
+}
+
+impl Subscriber for StderrLog {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        *metadata.level() <= self.max
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::from_level(self.max))
+    }
+
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let level = level_name(*event.metadata().level());
+        let mut line = String::with_capacity(128);
+        if self.json {
+            let _ = write!(line, "{{\"level\":\"{level}\"");
+            event.record(&mut JsonFields(&mut line));
+            line.push_str("}\n");
+        } else {
+            let _ = write!(line, "envinit: {level}:");
+            event.record(&mut TextFields(&mut line));
+            line.push('\n');
+        }
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
+
+    fn enter(&self, _: &Id) {}
+
+    fn exit(&self, _: &Id) {}
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::ERROR => "error",
+        Level::WARN => "warn",
+        Level::INFO => "info",
+        Level::DEBUG => "debug",
+        Level::TRACE => "trace",
+    }
+}
+
+/// `message key=value key="two words"`.
+struct TextFields<'a>(&'a mut String);
+
+impl Visit for TextFields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            let _ = write!(self.0, " {value}");
+        } else if value.is_empty() || value.contains([' ', '"', '=']) {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        } else {
+            let _ = write!(self.0, " {}={value}", field.name());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.0, " {value:?}");
+        } else {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
+}
+
+/// `,"key":value` pairs of one JSON object.
+struct JsonFields<'a>(&'a mut String);
+
+impl JsonFields<'_> {
+    fn key(&mut self, field: &Field) {
+        let _ = write!(self.0, ",\"{}\":", field.name());
+    }
+}
+
+impl Visit for JsonFields<'_> {
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.key(field);
+        let _ = write!(self.0, "{value}");
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.key(field);
+        let _ = write!(self.0, "{value}");
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.key(field);
+        let _ = write!(self.0, "{value}");
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.key(field);
+        json_string(self.0, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.key(field);
+        json_string(self.0, &format!("{value:?}"));
+    }
+}
+
+/// Appends `text` as a JSON string literal.
+fn json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_are_escaped() {
+        let mut out = String::new();
+        json_string(&mut out, "a\"b\\c\nd\u{1}é");
+        assert_eq!(out, r#""a\"b\\c\nd\u0001é""#);
+    }
+}

@@ -1,1 +1,374 @@
-//! stub
+//! Supervisor: the Linux side of PID 1. It owns every process and signal
+//! call envinit makes: blocking signals and receiving them on a signalfd,
+//! spawning the child with its original signal mask in its own process group
+//! (and the terminal's foreground group), reaping every child in batches,
+//! and sending the signals that [`Lifecycle`] decides on.
+//!
+//! Promises:
+//! - Signals are blocked before the spawn, so none is lost; all of them
+//!   arrive in one place (the signalfd), read in one blocking loop that
+//!   wakes only for a signal or a deadline (no polling).
+//! - The child starts with the signal mask envinit was started with, default
+//!   dispositions for everything envinit did not inherit as ignored, and no
+//!   file descriptor of envinit's (they are all close-on-exec).
+//! - Once the child runs, nothing ends the loop but the end of the child and
+//!   of everything left to reap: unexpected errors are logged and the loop
+//!   carries on.
+//! - A pid is signalled only while it is ours (not yet reaped); "no such
+//!   process" (ESRCH) means already gone.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::{self, Pid};
+
+use crate::exit;
+use crate::lifecycle::{ChildStatus, Lifecycle, Processes, StopCause};
+use crate::settings::SuperviseSettings;
+use crate::signals;
+
+/// Why the child could not be started, with the exit code it earns.
+#[derive(Debug)]
+pub struct SpawnError {
+    /// 127 not found, 126 not executable, 71 any other OS failure.
+    pub code: u8,
+    /// One line: what failed and how to fix it.
+    pub message: String,
+}
+
+/// Signals raised by faults in envinit itself: left unblocked so a real
+/// fault is fatal at once instead of leaving a wedged PID 1.
+const SYNCHRONOUS: [Signal; 6] = [
+    Signal::SIGSEGV,
+    Signal::SIGBUS,
+    Signal::SIGILL,
+    Signal::SIGFPE,
+    Signal::SIGTRAP,
+    Signal::SIGSYS,
+];
+
+/// Spawns `command` and supervises it and everything it leaves behind until
+/// all of it is gone; returns how the main child ended.
+pub fn run(settings: &SuperviseSettings, command: &[OsString]) -> Result<ChildStatus, SpawnError> {
+    let os_error = |what: &str, e: Errno| SpawnError {
+        code: exit::OS_ERROR,
+        message: format!("{what} failed: {e}"),
+    };
+    let mut blocked = SigSet::all();
+    for signal in SYNCHRONOUS {
+        blocked.remove(signal);
+    }
+    let mut original = SigSet::empty();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut original))
+        .map_err(|e| os_error("blocking signals", e))?;
+    let signalfd = SignalFd::with_flags(&blocked, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| os_error("signalfd", e))?;
+
+    let pid1 = unistd::getpid() == Pid::from_raw(1);
+    if !pid1 {
+        // Orphans of the child's tree must come to us, not to the host's init.
+        match nix::sys::prctl::set_child_subreaper(true) {
+            Ok(()) => tracing::debug!("not PID 1: became a child subreaper"),
+            Err(e) => {
+                tracing::warn!(error = %e, "not PID 1 and cannot become a subreaper: orphans go to the host's init")
+            }
+        }
+    }
+
+    let child = spawn(command, original)?;
+    tracing::debug!(pid = child.as_raw(), "child started");
+
+    let mut os = Linux { child, pid1 };
+    let mut lifecycle = Lifecycle::new(settings);
+    let mut others_left = true;
+    loop {
+        if let Some(status) = lifecycle.finished(others_left) {
+            log_end(status, &lifecycle);
+            return Ok(status);
+        }
+        wait_for_event(&signalfd, lifecycle.deadline());
+        let now = Instant::now();
+        let mut reap = false;
+        loop {
+            match signalfd.read_signal() {
+                Ok(Some(info)) => {
+                    let signal = i32::try_from(info.ssi_signo).unwrap_or(0);
+                    if signal == libc::SIGCHLD {
+                        reap = true;
+                    } else {
+                        lifecycle.on_signal(signal, now, &mut os);
+                    }
+                }
+                Ok(None) => break,
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading signals failed; carrying on");
+                    break;
+                }
+            }
+        }
+        if reap {
+            others_left = reap_all(child, &mut lifecycle, &mut os);
+            lifecycle.after_reaping(others_left, now, &mut os);
+        }
+        lifecycle.on_tick(Instant::now(), &mut os);
+    }
+}
+
+/// Blocks until a signal is readable or `deadline` passes.
+fn wait_for_event(signalfd: &SignalFd, deadline: Option<Instant>) {
+    let timeout = match deadline {
+        None => PollTimeout::NONE,
+        Some(at) => {
+            // Round up so the wake-up is never before the deadline.
+            let left = at.saturating_duration_since(Instant::now());
+            let millis = left.as_micros().div_ceil(1000);
+            PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
+        }
+    };
+    let mut fds = [PollFd::new(signalfd.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, timeout) {
+        Ok(_) | Err(Errno::EINTR) => {}
+        Err(e) => tracing::warn!(error = %e, "poll failed; carrying on"),
+    }
+}
+
+use std::os::fd::AsFd;
+
+/// Reaps every child that has changed state, in one batch; tells the
+/// lifecycle about the main child. Returns whether any child is left.
+fn reap_all(child: Pid, lifecycle: &mut Lifecycle, os: &mut Linux) -> bool {
+    let mut reaped = 0u32;
+    let left = loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: waitpid only writes the status integer we own.
+        let pid = unsafe {
+            libc::waitpid(
+                -1,
+                &mut status,
+                libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED,
+            )
+        };
+        if pid == 0 {
+            break true;
+        }
+        if pid < 0 {
+            match Errno::last() {
+                Errno::EINTR => continue,
+                Errno::ECHILD => break false,
+                e => {
+                    tracing::warn!(error = %e, "waitpid failed; carrying on");
+                    break true;
+                }
+            }
+        }
+        let exited = if libc::WIFEXITED(status) {
+            Some(ChildStatus::Exited(
+                u8::try_from(libc::WEXITSTATUS(status)).unwrap_or(u8::MAX),
+            ))
+        } else if libc::WIFSIGNALED(status) {
+            Some(ChildStatus::Signaled(libc::WTERMSIG(status)))
+        } else {
+            None
+        };
+        if pid != child.as_raw() {
+            reaped += u32::from(exited.is_some());
+            continue;
+        }
+        match exited {
+            Some(end) => lifecycle.on_child_exit(end),
+            None if libc::WIFSTOPPED(status) => lifecycle.on_child_stopped(true, os),
+            None => lifecycle.on_child_stopped(false, os),
+        }
+    };
+    if reaped > 0 {
+        tracing::trace!(count = reaped, "reaped orphans");
+    }
+    left
+}
+
+/// Starts the child: own process group, the terminal's foreground group if
+/// stdin is a terminal, the original signal mask; exec errors map to 126/127.
+fn spawn(command: &[OsString], original_mask: SigSet) -> Result<Pid, SpawnError> {
+    let (program, args) = match command.split_first() {
+        Some(split) => split,
+        None => {
+            return Err(SpawnError {
+                code: exit::USAGE,
+                message: "no command given".into(),
+            });
+        }
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    // SAFETY: the closure runs in the forked child before exec and makes
+    // only async-signal-safe system calls (setpgid, getpid, tcsetpgrp,
+    // sigprocmask); it allocates nothing and takes no locks.
+    unsafe {
+        cmd.pre_exec(move || {
+            let me = unistd::getpid();
+            unistd::setpgid(me, me)?;
+            // Take the terminal's foreground, so Ctrl-C and Ctrl-Z reach the
+            // child's group (and it alone). SIGTTOU is still blocked here, so
+            // this works from a background group; no terminal is fine.
+            match unistd::tcsetpgrp(std::io::stdin(), me) {
+                Ok(()) | Err(Errno::ENOTTY | Errno::ENXIO | Errno::EBADF | Errno::EPERM) => {}
+                Err(e) => return Err(e.into()),
+            }
+            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&original_mask), None)?;
+            Ok(())
+        });
+    }
+    match cmd.spawn() {
+        Ok(child) => Ok(Pid::from_raw(i32::try_from(child.id()).unwrap_or(-1))),
+        Err(e) => Err(spawn_error(program, &e)),
+    }
+}
+
+fn spawn_error(program: &OsString, e: &io::Error) -> SpawnError {
+    let name = program.to_string_lossy();
+    let errno = e.raw_os_error().map(Errno::from_raw);
+    match errno {
+        Some(Errno::ENOENT | Errno::ENOTDIR) => SpawnError {
+            code: exit::NOT_FOUND,
+            message: format!(
+                "cannot run {name:?}: command not found (check the name and PATH; for a script, check its #! interpreter)"
+            ),
+        },
+        Some(
+            Errno::EACCES
+            | Errno::ENOEXEC
+            | Errno::EISDIR
+            | Errno::ETXTBSY
+            | Errno::ELOOP
+            | Errno::EPERM,
+        ) => SpawnError {
+            code: exit::NOT_EXECUTABLE,
+            message: format!(
+                "cannot run {name:?}: {e} (is it an executable file? chmod +x, or check its #! line)"
+            ),
+        },
+        _ => SpawnError {
+            code: exit::OS_ERROR,
+            message: format!("cannot start {name:?}: {e}"),
+        },
+    }
+}
+
+/// One line at the end: how and why the child ended.
+fn log_end(status: ChildStatus, lifecycle: &Lifecycle) {
+    let why = match lifecycle.cause() {
+        None => "on its own".to_string(),
+        Some(StopCause::ChildExited) => {
+            "on its own; the processes it left were stopped".to_string()
+        }
+        Some(StopCause::Signal(s)) if lifecycle.killed() => {
+            format!(
+                "after {}; killed at the end of the grace period",
+                signals::name(s)
+            )
+        }
+        Some(StopCause::Signal(s)) => format!("after {}", signals::name(s)),
+    };
+    match status {
+        ChildStatus::Exited(code) => tracing::info!(code, "child exited {why}"),
+        ChildStatus::Signaled(signal) => {
+            tracing::info!(code = status.code(), signal = %signals::name(signal), "child killed by a signal {why}")
+        }
+    }
+}
+
+/// The real [`Processes`]: kill(2) on the child, its group, or the tree.
+struct Linux {
+    child: Pid,
+    pid1: bool,
+}
+
+/// Sends a raw signal number (real-time signals included).
+fn send(pid: libc::pid_t, signal: i32) -> Result<(), Errno> {
+    // SAFETY: kill takes plain integers and touches no memory of ours.
+    Errno::result(unsafe { libc::kill(pid, signal) }).map(drop)
+}
+
+impl Processes for Linux {
+    fn signal_child(&mut self, signal: i32, group: bool) {
+        let target = if group {
+            -self.child.as_raw()
+        } else {
+            self.child.as_raw()
+        };
+        match send(target, signal) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(e) => {
+                tracing::warn!(signal = %signals::name(signal), error = %e, "forwarding failed")
+            }
+        }
+    }
+
+    fn signal_all(&mut self, signal: i32) {
+        if self.pid1 {
+            // As PID 1 of a namespace, -1 means every other process in it.
+            match send(-1, signal) {
+                Ok(()) | Err(Errno::ESRCH) => {}
+                Err(e) => {
+                    tracing::warn!(signal = %signals::name(signal), error = %e, "signalling all failed")
+                }
+            }
+            return;
+        }
+        for pid in descendants(unistd::getpid().as_raw()) {
+            let _ = send(pid, signal);
+        }
+    }
+}
+
+/// Every descendant of `root`, found by walking /proc (only used when not
+/// PID 1, where kill(-1) would reach the whole host).
+fn descendants(root: libc::pid_t) -> Vec<libc::pid_t> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut parent_of = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The parent pid is the second field after the ")" ending the name.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<libc::pid_t>().ok());
+        if let Some(ppid) = ppid {
+            parent_of.push((pid, ppid));
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parent_of
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
