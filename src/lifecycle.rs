@@ -248,3 +248,232 @@ impl Lifecycle {
         self.phase == Phase::Killed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libc::{SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM, SIGUSR1, SIGWINCH};
+
+    /// Records every signal call, as `(target, signal)`.
+    #[derive(Default)]
+    struct Recorder(Vec<(&'static str, i32)>);
+
+    impl Processes for Recorder {
+        fn signal_child(&mut self, signal: i32, group: bool) {
+            self.0.push((if group { "group" } else { "child" }, signal));
+        }
+        fn signal_all(&mut self, signal: i32) {
+            self.0.push(("all", signal));
+        }
+    }
+
+    fn lifecycle(f: impl FnOnce(&mut SuperviseSettings)) -> Lifecycle {
+        let mut settings = SuperviseSettings::default();
+        f(&mut settings);
+        Lifecycle::new(&settings)
+    }
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn forwards_every_signal_to_the_child_alone_by_default() {
+        let mut l = lifecycle(|_| {});
+        let mut os = Recorder::default();
+        let now = Instant::now();
+        for s in [SIGHUP, SIGUSR1, SIGWINCH, 40] {
+            l.on_signal(s, now, &mut os);
+        }
+        assert_eq!(
+            os.0,
+            vec![
+                ("child", SIGHUP),
+                ("child", SIGUSR1),
+                ("child", SIGWINCH),
+                ("child", 40)
+            ]
+        );
+        assert_eq!(l.deadline(), None, "no stop signal: no deadline");
+    }
+
+    #[test]
+    fn group_mode_signals_the_group() {
+        let mut l = lifecycle(|s| s.signal_group = true);
+        let mut os = Recorder::default();
+        l.on_signal(SIGHUP, Instant::now(), &mut os);
+        assert_eq!(os.0, vec![("group", SIGHUP)]);
+    }
+
+    #[test]
+    fn rewrites_and_drops() {
+        let mut l = lifecycle(|s| s.rewrites = vec![(SIGTERM, Some(SIGQUIT)), (SIGUSR1, None)]);
+        let mut os = Recorder::default();
+        let now = Instant::now();
+        l.on_signal(SIGUSR1, now, &mut os);
+        assert!(os.0.is_empty(), "dropped");
+        l.on_signal(SIGTERM, now, &mut os);
+        assert_eq!(os.0, vec![("child", SIGQUIT)]);
+        assert_eq!(
+            l.deadline(),
+            Some(now + Duration::from_secs(10)),
+            "TERM rewritten is still a stop"
+        );
+    }
+
+    #[test]
+    fn stop_starts_the_grace_period_then_kills_everything() {
+        let mut l = lifecycle(|s| s.grace = 2 * SEC);
+        let mut os = Recorder::default();
+        let t0 = Instant::now();
+        l.on_signal(SIGTERM, t0, &mut os);
+        assert_eq!(l.deadline(), Some(t0 + 2 * SEC));
+        l.on_tick(t0 + SEC, &mut os);
+        assert_eq!(
+            os.0,
+            vec![("child", SIGTERM)],
+            "nothing before the deadline"
+        );
+        l.on_tick(t0 + 2 * SEC, &mut os);
+        assert_eq!(os.0.last(), Some(&("all", SIGKILL)));
+        assert!(l.killed());
+        assert_eq!(l.deadline(), None);
+        l.on_child_exit(ChildStatus::Signaled(SIGKILL));
+        assert_eq!(l.finished(false), Some(ChildStatus::Signaled(SIGKILL)));
+    }
+
+    #[test]
+    fn exits_as_soon_as_everything_is_gone() {
+        let mut l = lifecycle(|s| s.grace = 60 * SEC);
+        let mut os = Recorder::default();
+        let t0 = Instant::now();
+        l.on_signal(SIGTERM, t0, &mut os);
+        l.on_child_exit(ChildStatus::Signaled(SIGTERM));
+        assert_eq!(l.finished(false), Some(ChildStatus::Signaled(SIGTERM)));
+        assert_eq!(l.finished(false).map(ChildStatus::code), Some(143));
+    }
+
+    #[test]
+    fn a_second_stop_signal_does_not_extend_the_grace() {
+        let mut l = lifecycle(|s| s.grace = 5 * SEC);
+        let mut os = Recorder::default();
+        let t0 = Instant::now();
+        l.on_signal(SIGTERM, t0, &mut os);
+        l.on_signal(SIGINT, t0 + 3 * SEC, &mut os);
+        assert_eq!(l.deadline(), Some(t0 + 5 * SEC));
+        assert_eq!(os.0, vec![("child", SIGTERM), ("child", SIGINT)]);
+    }
+
+    #[test]
+    fn pre_stop_delay_holds_the_first_stop_signal() {
+        let mut l = lifecycle(|s| {
+            s.pre_stop_delay = 5 * SEC;
+            s.grace = 10 * SEC;
+        });
+        let mut os = Recorder::default();
+        let t0 = Instant::now();
+        l.on_signal(SIGTERM, t0, &mut os);
+        assert!(os.0.is_empty(), "held");
+        assert_eq!(l.deadline(), Some(t0 + 5 * SEC));
+        l.on_signal(SIGHUP, t0 + SEC, &mut os);
+        assert_eq!(os.0, vec![("child", SIGHUP)], "other signals still pass");
+        l.on_tick(t0 + 5 * SEC, &mut os);
+        assert_eq!(os.0.last(), Some(&("child", SIGTERM)));
+        assert_eq!(
+            l.deadline(),
+            Some(t0 + 15 * SEC),
+            "grace counts from the forward"
+        );
+    }
+
+    #[test]
+    fn a_second_stop_signal_cuts_the_pre_stop_delay_short() {
+        let mut l = lifecycle(|s| s.pre_stop_delay = 30 * SEC);
+        let mut os = Recorder::default();
+        let t0 = Instant::now();
+        l.on_signal(SIGTERM, t0, &mut os);
+        l.on_signal(SIGTERM, t0 + SEC, &mut os);
+        assert_eq!(os.0, vec![("child", SIGTERM)]);
+        assert_eq!(l.deadline(), Some(t0 + 11 * SEC));
+    }
+
+    #[test]
+    fn a_stopped_child_is_continued_after_a_stop_signal() {
+        let mut l = lifecycle(|_| {});
+        let mut os = Recorder::default();
+        let t0 = Instant::now();
+        l.on_child_stopped(true, &mut os);
+        l.on_signal(SIGHUP, t0, &mut os);
+        assert_eq!(
+            os.0,
+            vec![("child", SIGHUP)],
+            "no CONT for an ordinary signal"
+        );
+        l.on_signal(SIGQUIT, t0, &mut os);
+        assert_eq!(os.0[1..], [("child", SIGQUIT), ("child", SIGCONT)]);
+    }
+
+    #[test]
+    fn a_child_stopped_during_the_shutdown_is_continued() {
+        let mut l = lifecycle(|_| {});
+        let mut os = Recorder::default();
+        l.on_signal(SIGTERM, Instant::now(), &mut os);
+        l.on_child_stopped(true, &mut os);
+        assert_eq!(os.0, vec![("child", SIGTERM), ("child", SIGCONT)]);
+    }
+
+    #[test]
+    fn orphans_left_by_the_main_child_get_term_then_kill() {
+        let mut l = lifecycle(|s| s.grace = 3 * SEC);
+        let mut os = Recorder::default();
+        let t0 = Instant::now();
+        l.on_child_exit(ChildStatus::Exited(3));
+        l.after_reaping(true, t0, &mut os);
+        assert_eq!(os.0, vec![("all", SIGTERM), ("all", SIGCONT)]);
+        assert_eq!(l.cause(), Some(StopCause::ChildExited));
+        l.after_reaping(true, t0 + SEC, &mut os);
+        assert_eq!(os.0.len(), 2, "told once");
+        assert_eq!(l.finished(true), None, "waits for the orphans");
+        l.on_tick(t0 + 3 * SEC, &mut os);
+        assert_eq!(os.0.last(), Some(&("all", SIGKILL)));
+        assert_eq!(
+            l.finished(false),
+            Some(ChildStatus::Exited(3)),
+            "the main child's code"
+        );
+    }
+
+    #[test]
+    fn orphans_during_a_stop_keep_the_stops_deadline() {
+        let mut l = lifecycle(|s| s.grace = 4 * SEC);
+        let mut os = Recorder::default();
+        let t0 = Instant::now();
+        l.on_signal(SIGTERM, t0, &mut os);
+        l.on_child_exit(ChildStatus::Exited(0));
+        l.after_reaping(true, t0 + SEC, &mut os);
+        assert_eq!(
+            os.0,
+            vec![("child", SIGTERM), ("all", SIGTERM), ("all", SIGCONT)]
+        );
+        assert_eq!(l.deadline(), Some(t0 + 4 * SEC));
+        l.on_signal(SIGTERM, t0 + 2 * SEC, &mut os);
+        assert_eq!(os.0.len(), 3, "the reaped child's pid is not signalled");
+    }
+
+    #[test]
+    fn no_orphans_no_cleanup() {
+        let mut l = lifecycle(|_| {});
+        let mut os = Recorder::default();
+        l.on_child_exit(ChildStatus::Exited(0));
+        l.after_reaping(false, Instant::now(), &mut os);
+        assert!(os.0.is_empty());
+        assert_eq!(l.finished(false), Some(ChildStatus::Exited(0)));
+        assert_eq!(l.cause(), None);
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(ChildStatus::Exited(7).code(), 7);
+        assert_eq!(ChildStatus::Signaled(SIGTERM).code(), 143);
+        assert_eq!(ChildStatus::Signaled(SIGKILL).code(), 137);
+        assert_eq!(ChildStatus::Signaled(64).code(), 192);
+    }
+}
