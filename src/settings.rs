@@ -13,7 +13,6 @@
 //! - A bad command line is a usage error (exit 64); a bad variable is a
 //!   configuration error (exit 78). Both name the option and the fix.
 
-use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
@@ -243,16 +242,38 @@ struct EnvOptions {
     log_format: Option<String>,
 }
 
+/// The `ENVINIT_*` variables envinit reads.
+const ENV_NAMES: &[&str] = &[
+    "ENVINIT_GRACE",
+    "ENVINIT_PRE_STOP_DELAY",
+    "ENVINIT_SIGNAL_GROUP",
+    "ENVINIT_REWRITE",
+    "ENVINIT_REMAP_EXIT",
+    "ENVINIT_TEMPLATE",
+    "ENVINIT_INI",
+    "ENVINIT_SECRETS_DIR",
+    "ENVINIT_CHECK",
+    "ENVINIT_LOG",
+    "ENVINIT_LOG_FORMAT",
+];
+
 /// Reads the settings from this process's arguments and environment.
+///
+/// Only the known `ENVINIT_*` names are looked up: copying the whole
+/// environment would cost more than the rest of the start-up together.
 pub fn from_process() -> Result<Request, SettingsError> {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let env = envinit_vars(std::env::vars_os())?;
+    let found = ENV_NAMES
+        .iter()
+        .filter_map(|name| std::env::var_os(name).map(|value| (OsString::from(name), value)));
+    let env = envinit_vars(found)?;
     parse(args, env)
 }
 
 /// Keeps the `ENVINIT_*` variables, which must be valid Unicode; every other
 /// variable is skipped without being decoded (a container may hold
-/// variables that are not Unicode, and envy would panic on them).
+/// variables that are not Unicode, and envy would panic on them). Empty
+/// values count as unset.
 fn envinit_vars(
     vars: impl Iterator<Item = (OsString, OsString)>,
 ) -> Result<Vec<(String, String)>, SettingsError> {
@@ -276,7 +297,7 @@ fn envinit_vars(
 
 /// Parses command-line words (without argv[0]) over `ENVINIT_*` variables.
 pub fn parse(args: Vec<OsString>, env: Vec<(String, String)>) -> Result<Request, SettingsError> {
-    let mut cli: HashMap<&'static str, Vec<String>> = HashMap::new();
+    let mut cli = CliValues::default();
     let mut words = args.into_iter();
     let mut command = Vec::new();
     while let Some(word) = words.next() {
@@ -298,9 +319,7 @@ pub fn parse(args: Vec<OsString>, env: Vec<(String, String)>) -> Result<Request,
             _ => {}
         }
         if let Some(known) = BOOL_OPTIONS.iter().find(|o| **o == name) {
-            cli.entry(known)
-                .or_default()
-                .push(inline.unwrap_or_else(|| "true".into()));
+            cli.push(known, inline.unwrap_or_else(|| "true".into()));
         } else if let Some(known) = VALUE_OPTIONS.iter().find(|o| **o == name) {
             let value = match inline {
                 Some(v) => v,
@@ -310,13 +329,31 @@ pub fn parse(args: Vec<OsString>, env: Vec<(String, String)>) -> Result<Request,
                     .into_string()
                     .map_err(|_| usage(format!("the value of --{name} is not valid UTF-8")))?,
             };
-            cli.entry(known).or_default().push(value);
+            cli.push(known, value);
         } else {
             return Err(usage(format!("unknown option --{name}")));
         }
     }
     command.extend(words);
     build(command, cli, env)
+}
+
+/// Option values from the command line, in order, by option name.
+#[derive(Default)]
+struct CliValues(Vec<(&'static str, Vec<String>)>);
+
+impl CliValues {
+    fn push(&mut self, name: &'static str, value: String) {
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, values)) => values.push(value),
+            None => self.0.push((name, vec![value])),
+        }
+    }
+
+    fn take(&mut self, name: &str) -> Option<Vec<String>> {
+        let i = self.0.iter().position(|(n, _)| *n == name)?;
+        Some(self.0.swap_remove(i).1)
+    }
 }
 
 /// Splits `--name=value`, `--name`, `-t value`, `-tvalue`, `-h`, `-V`.
@@ -371,7 +408,7 @@ fn env_name(option: &str) -> String {
 
 fn build(
     command: Vec<OsString>,
-    mut cli: HashMap<&'static str, Vec<String>>,
+    mut cli: CliValues,
     env: Vec<(String, String)>,
 ) -> Result<Request, SettingsError> {
     let env_options: EnvOptions = envy::prefixed("ENVINIT_")
@@ -392,7 +429,7 @@ fn build(
         }
     };
     let mut raw = |name: &'static str| -> Option<Raw> {
-        if let Some(values) = cli.remove(name) {
+        if let Some(values) = cli.take(name) {
             return Some(Raw {
                 name,
                 values,
