@@ -207,21 +207,26 @@ fn spawn(command: &[OsString], original_mask: SigSet) -> Result<Pid, SpawnError>
             });
         }
     };
+    // The terminal goes to the child only if envinit holds it now (it is in
+    // the foreground group): `envinit cmd &` in a shell must not steal it.
+    let stdin = std::io::stdin();
+    let take_terminal = unistd::tcgetpgrp(&stdin).is_ok_and(|fg| fg == unistd::getpgrp());
     let mut cmd = Command::new(program);
     cmd.args(args);
     // SAFETY: the closure runs in the forked child before exec and makes
-    // only async-signal-safe system calls (setpgid, getpid, tcsetpgrp,
+    // only async-signal-safe system calls (getpid, setpgid, tcsetpgrp,
     // sigprocmask); it allocates nothing and takes no locks.
     unsafe {
         cmd.pre_exec(move || {
             let me = unistd::getpid();
             unistd::setpgid(me, me)?;
-            // Take the terminal's foreground, so Ctrl-C and Ctrl-Z reach the
-            // child's group (and it alone). SIGTTOU is still blocked here, so
-            // this works from a background group; no terminal is fine.
-            match unistd::tcsetpgrp(std::io::stdin(), me) {
-                Ok(()) | Err(Errno::ENOTTY | Errno::ENXIO | Errno::EBADF | Errno::EPERM) => {}
-                Err(e) => return Err(e.into()),
+            if take_terminal {
+                // Make the child's group the foreground, so Ctrl-C and Ctrl-Z
+                // reach it (and it alone). SIGTTOU is still blocked here, so
+                // this works from a background group. A lost terminal is
+                // not a reason to fail the start. (Raw call: fd 0 is
+                // checked by the kernel; no std handle is touched here.)
+                let _ = libc::tcsetpgrp(0, me.as_raw());
             }
             sigprocmask(SigmaskHow::SIG_SETMASK, Some(&original_mask), None)?;
             Ok(())
