@@ -1,5 +1,50 @@
 //! Container facts: the memory limit and usable CPU count of the cgroup this
-//! process runs in (cgroup v1, v2 or hybrid), else the machine's. (Stub.)
+//! process runs in, else the machine's. Templates see them as `container.*`.
+//!
+//! # What it owns
+//!
+//! Finding this process's cgroups and reading their limits, on cgroup v1, v2
+//! and hybrid hosts (a v2 hierarchy, often with no controllers, mounted beside
+//! v1 controller hierarchies).
+//!
+//! # How the cgroup is found
+//!
+//! `/proc/self/cgroup` names the process's cgroup in each hierarchy, relative
+//! to that hierarchy's root (`ID:controllers:path`, with `0::path` for v2).
+//! `/proc/self/mountinfo` says where each hierarchy is mounted and which of its
+//! cgroups is the mount's root: the directory is the mount point joined with
+//! the path minus the mount root. Inside a container with a cgroup namespace
+//! the mount root and the path are usually both `/`; without one, the mount
+//! root may be the container's own cgroup, a prefix of the path. When the
+//! joined directory does not exist (a path from another namespace), leading
+//! components are dropped until one does, and the mount point is the last
+//! resort.
+//!
+//! For each resource the v1 controller hierarchy is preferred when mounted and
+//! listed in `/proc/self/cgroup`; otherwise v2 is used if its mount's
+//! `cgroup.controllers` lists the controller.
+//!
+//! # What it promises
+//!
+//! - [`Facts::detect`] never fails and never panics: an unreadable, missing or
+//!   malformed file counts as "no limit" from that file, and the machine's
+//!   figures remain: memory is `MemTotal` from `/proc/meminfo`, CPUs are those
+//!   listed in `/sys/devices/system/cpu/online`.
+//! - Memory is the smallest limit on the path from the process's cgroup up to
+//!   the mount's root (a parent's limit applies to its children), capped at
+//!   `MemTotal`. v1 `memory.limit_in_bytes` of 2^62 or more (the kernel
+//!   writes 9223372036854771712) and v2 `memory.max` of `max` mean no limit.
+//! - CPUs are the minimum of the online CPUs, the cpuset (`cpuset.cpus.effective`
+//!   on v2, `cpuset.effective_cpus` or `cpuset.cpus` on v1) and the CFS quota
+//!   rounded up (`ceil(quota / period)`, the smallest along the path; v2
+//!   `cpu.max`, v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`), and at least 1.
+//!   The scheduler affinity mask (`taskset`) is not consulted.
+//! - It is cheap: a few small reads, each capped in size (mountinfo is read a
+//!   line at a time, at most 1 MiB), and a walk bounded to 64 levels.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Component, Path, PathBuf};
 
 /// What templates see as `container.*`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,4 +55,1088 @@ pub struct Facts {
     pub memory_limited: bool,
     /// Usable CPUs, a whole number of at least 1.
     pub cpus: u64,
+}
+
+const MIB: u64 = 1024 * 1024;
+/// v1 writes "no limit" as `LONG_MAX` rounded down to a page; any limit from
+/// 2^62 up is taken as none.
+const V1_NO_LIMIT_FROM: u64 = 1 << 62;
+/// The most read from a single-value file (a limit, a CPU list).
+const VALUE_CAP: u64 = 64 * 1024;
+/// The most read from `/proc/self/cgroup`.
+const CGROUP_LIST_CAP: u64 = 64 * 1024;
+/// The most read from `/proc/self/mountinfo`, which is long on busy hosts.
+const MOUNTINFO_CAP: u64 = 1024 * 1024;
+/// The most read from `/proc/meminfo` (`MemTotal` is its first line).
+const MEMINFO_CAP: u64 = 16 * 1024;
+/// The deepest cgroup walk, from the process's cgroup up to the mount root.
+const MAX_DEPTH: usize = 64;
+
+impl Facts {
+    /// This process's container facts, read from "/".
+    ///
+    /// Never fails: see the module documentation for the fallbacks.
+    pub fn detect() -> Facts {
+        detect_with(Path::new("/"), || {
+            std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
+        })
+    }
+
+    /// The same, with every path (`/proc/self/cgroup`, `/proc/self/mountinfo`,
+    /// cgroup files, `/proc/meminfo`, `/sys/devices/system/cpu/online`) read
+    /// under `root`, for tests. When the online CPU list is unreadable the
+    /// count falls back to 1 (where [`Facts::detect`] asks the standard
+    /// library), so nothing outside `root` is read.
+    pub fn detect_under(root: &Path) -> Facts {
+        detect_with(root, || 1)
+    }
+
+    /// The memory figure in whole MiB, rounded down.
+    pub fn memory_mib(&self) -> u64 {
+        self.memory_bytes / MIB
+    }
+}
+
+fn detect_with(root: &Path, fallback_cpus: impl FnOnce() -> u64) -> Facts {
+    let cgroups = Cgroups::read(root);
+
+    let machine_memory = mem_total(root);
+    let limit = cgroups.memory_limit();
+    let memory_bytes = match (limit, machine_memory) {
+        (Some(limit), Some(total)) => limit.min(total),
+        (Some(limit), None) => limit,
+        (None, Some(total)) => total,
+        (None, None) => 0,
+    };
+
+    let online = read_value(&under(root, "/sys/devices/system/cpu/online"))
+        .and_then(|text| cpu_list_len(&text))
+        .unwrap_or_else(fallback_cpus);
+    let cpus = [Some(online), cgroups.cpuset_len(), cgroups.quota_cpus()]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(1)
+        .max(1);
+
+    Facts {
+        memory_bytes,
+        memory_limited: limit.is_some(),
+        cpus,
+    }
+}
+
+/// The hierarchies this process belongs to, as far as they could be found.
+struct Cgroups {
+    memory: Option<Place>,
+    cpu: Option<Place>,
+    cpuset: Option<Place>,
+}
+
+/// Which files to read for one controller: its version and the directories.
+struct Place {
+    v2: bool,
+    /// The process's cgroup directory.
+    leaf: PathBuf,
+    /// The mount point: the walk up from `leaf` stops here.
+    top: PathBuf,
+}
+
+impl Place {
+    /// The process's cgroup, then each parent up to the mount root.
+    fn levels(&self) -> impl Iterator<Item = &Path> {
+        self.leaf
+            .ancestors()
+            .take_while(|dir| dir.starts_with(&self.top))
+            .take(MAX_DEPTH)
+    }
+}
+
+/// One line of `/proc/self/cgroup`.
+struct Membership {
+    v2: bool,
+    controllers: String,
+    path: String,
+}
+
+/// One cgroup mount from `/proc/self/mountinfo`.
+struct Mount {
+    v2: bool,
+    root: String,
+    point: String,
+    options: String,
+}
+
+impl Cgroups {
+    fn read(root: &Path) -> Cgroups {
+        let memberships = read_memberships(root);
+        let mounts = read_mounts(root);
+        let find = |controller: &str| locate(root, &memberships, &mounts, controller);
+        Cgroups {
+            memory: find("memory"),
+            cpu: find("cpu"),
+            cpuset: find("cpuset"),
+        }
+    }
+
+    /// The smallest memory limit along the path, if any is set.
+    fn memory_limit(&self) -> Option<u64> {
+        let place = self.memory.as_ref()?;
+        let (file, parse): (&str, fn(&str) -> Option<u64>) = if place.v2 {
+            ("memory.max", parse_v2_memory)
+        } else {
+            ("memory.limit_in_bytes", parse_v1_memory)
+        };
+        place
+            .levels()
+            .filter_map(|dir| read_value(&dir.join(file)).and_then(|text| parse(&text)))
+            .min()
+    }
+
+    /// The quota as whole CPUs rounded up, the smallest along the path.
+    fn quota_cpus(&self) -> Option<u64> {
+        let place = self.cpu.as_ref()?;
+        place
+            .levels()
+            .filter_map(|dir| {
+                if place.v2 {
+                    parse_v2_cpu_max(&read_value(&dir.join("cpu.max"))?)
+                } else {
+                    let quota = read_value(&dir.join("cpu.cfs_quota_us"))?;
+                    let period = read_value(&dir.join("cpu.cfs_period_us"))?;
+                    quota_to_cpus(quota.trim(), period.trim())
+                }
+            })
+            .min()
+    }
+
+    /// How many CPUs the nearest non-empty effective cpuset lists.
+    fn cpuset_len(&self) -> Option<u64> {
+        let place = self.cpuset.as_ref()?;
+        let files: &[&str] = if place.v2 {
+            &["cpuset.cpus.effective"]
+        } else {
+            &["cpuset.effective_cpus", "cpuset.cpus"]
+        };
+        place.levels().find_map(|dir| {
+            files
+                .iter()
+                .find_map(|file| cpu_list_len(&read_value(&dir.join(file))?))
+        })
+    }
+}
+
+/// Where `controller`'s files are for this process: v1 if that controller has
+/// its own mounted hierarchy, else v2 if the v2 mount offers it.
+fn locate(
+    root: &Path,
+    memberships: &[Membership],
+    mounts: &[Mount],
+    controller: &str,
+) -> Option<Place> {
+    let has = |list: &str| list.split(',').any(|item| item == controller);
+    let v1 = memberships
+        .iter()
+        .find(|m| !m.v2 && has(&m.controllers))
+        .and_then(|m| {
+            let candidates = mounts
+                .iter()
+                .filter(|mount| !mount.v2 && has(&mount.options));
+            place_in(root, false, &m.path, candidates)
+        });
+    if v1.is_some() {
+        return v1;
+    }
+    let membership = memberships.iter().find(|m| m.v2)?;
+    let place = place_in(root, true, &membership.path, mounts.iter().filter(|m| m.v2))?;
+    let offered = read_value(&place.top.join("cgroup.controllers"))?;
+    offered
+        .split_whitespace()
+        .any(|item| item == controller)
+        .then_some(place)
+}
+
+/// The process's directory in the hierarchy mounted by `candidates`: the
+/// mount whose root is the longest prefix of `path` wins, else the first.
+fn place_in<'a>(
+    root: &Path,
+    v2: bool,
+    path: &str,
+    candidates: impl Iterator<Item = &'a Mount>,
+) -> Option<Place> {
+    let path = Path::new(path);
+    let mut best: Option<(&Mount, Option<PathBuf>)> = None;
+    for mount in candidates {
+        let relative = path
+            .strip_prefix(&mount.root)
+            .ok()
+            .filter(|rel| rel.components().all(|c| matches!(c, Component::Normal(_))))
+            .map(Path::to_path_buf);
+        let better = match &best {
+            None => true,
+            Some((chosen, chosen_rel)) => {
+                relative.is_some() && (chosen_rel.is_none() || mount.root.len() > chosen.root.len())
+            }
+        };
+        if better {
+            best = Some((mount, relative));
+        }
+    }
+    let (mount, relative) = best?;
+    let top = under(root, &mount.point);
+    // A path from another cgroup namespace, or one the mount does not
+    // contain: keep its tail that exists under the mount point, else the
+    // mount point itself.
+    // A path with `..` lies outside this namespace's view: only the mount
+    // point is left.
+    let relative = relative.unwrap_or_else(|| {
+        if path.components().any(|c| c == Component::ParentDir) {
+            PathBuf::new()
+        } else {
+            path.components()
+                .filter(|c| matches!(c, Component::Normal(_)))
+                .collect()
+        }
+    });
+    let leaf = tails(&relative)
+        .map(|tail| top.join(tail))
+        .find(|dir| dir.is_dir())
+        .unwrap_or_else(|| top.clone());
+    Some(Place { v2, leaf, top })
+}
+
+/// `a/b/c`, then `b/c`, then `c`.
+fn tails(path: &Path) -> impl Iterator<Item = &Path> {
+    let mut components = path.components();
+    std::iter::from_fn(move || {
+        let tail = components.as_path();
+        components.next()?;
+        Some(tail)
+    })
+    .take(MAX_DEPTH)
+}
+
+fn read_memberships(root: &Path) -> Vec<Membership> {
+    let mut memberships = Vec::new();
+    for_each_line(&under(root, "/proc/self/cgroup"), CGROUP_LIST_CAP, |line| {
+        let mut fields = line.splitn(3, ':');
+        let (Some(id), Some(controllers), Some(path)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            return;
+        };
+        if !path.starts_with('/') {
+            return;
+        }
+        memberships.push(Membership {
+            v2: id == "0" && controllers.is_empty(),
+            controllers: controllers.to_owned(),
+            path: path.to_owned(),
+        });
+    });
+    memberships
+}
+
+fn read_mounts(root: &Path) -> Vec<Mount> {
+    let mut mounts = Vec::new();
+    for_each_line(
+        &under(root, "/proc/self/mountinfo"),
+        MOUNTINFO_CAP,
+        |line| {
+            // ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER
+            // Paths escape spaces as \040, so " - " only ever separates.
+            let Some((head, tail)) = line.split_once(" - ") else {
+                return;
+            };
+            let mut tail = tail.split(' ');
+            let v2 = match tail.next() {
+                Some("cgroup2") => true,
+                Some("cgroup") => false,
+                _ => return,
+            };
+            let Some(options) = tail.nth(1) else {
+                return;
+            };
+            let mut head = head.split(' ').skip(3);
+            let (Some(mount_root), Some(point)) = (head.next(), head.next()) else {
+                return;
+            };
+            mounts.push(Mount {
+                v2,
+                root: unescape(mount_root),
+                point: unescape(point),
+                options: options.to_owned(),
+            });
+        },
+    );
+    mounts
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space, `\134` for `\`).
+fn unescape(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|digits| bytes[i] == b'\\' && digits.iter().all(|d| (b'0'..=b'7').contains(d)));
+        match octal.map(|d| {
+            (u32::from(d[0] - b'0') << 6) | (u32::from(d[1] - b'0') << 3) | u32::from(d[2] - b'0')
+        }) {
+            Some(value) if value <= 0xff => {
+                out.push(value as u8);
+                i += 4;
+            }
+            _ => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `MemTotal` from `/proc/meminfo`, in bytes.
+fn mem_total(root: &Path) -> Option<u64> {
+    let mut total = None;
+    for_each_line(&under(root, "/proc/meminfo"), MEMINFO_CAP, |line| {
+        if total.is_some() {
+            return;
+        }
+        if let Some(rest) = line.strip_prefix("MemTotal:") {
+            let mut words = rest.split_whitespace();
+            total = match (words.next(), words.next()) {
+                (Some(kib), Some("kB")) => {
+                    kib.parse::<u64>().ok().and_then(|k| k.checked_mul(1024))
+                }
+                _ => None,
+            }
+            .filter(|bytes| *bytes > 0);
+        }
+    });
+    total
+}
+
+/// v1 `memory.limit_in_bytes`: a number, huge for none.
+fn parse_v1_memory(text: &str) -> Option<u64> {
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|limit| *limit < V1_NO_LIMIT_FROM)
+}
+
+/// v2 `memory.max`: a number, or `max` for none.
+fn parse_v2_memory(text: &str) -> Option<u64> {
+    text.trim().parse::<u64>().ok()
+}
+
+/// v2 `cpu.max`: `QUOTA PERIOD`, with `max` as the quota for none.
+fn parse_v2_cpu_max(text: &str) -> Option<u64> {
+    let mut words = text.split_whitespace();
+    let quota = words.next()?;
+    let period = words.next().unwrap_or("100000");
+    quota_to_cpus(quota, period)
+}
+
+/// `ceil(quota / period)` for a positive quota and period; none otherwise
+/// (v1 writes -1, v2 `max`).
+fn quota_to_cpus(quota: &str, period: &str) -> Option<u64> {
+    let quota = quota.parse::<u64>().ok().filter(|q| *q > 0)?;
+    let period = period.parse::<u64>().ok().filter(|p| *p > 0)?;
+    Some(quota.div_ceil(period))
+}
+
+/// How many CPUs a kernel CPU list (`0-3,6`) names; none if empty or
+/// malformed.
+fn cpu_list_len(text: &str) -> Option<u64> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    text.split(',').try_fold(0u64, |count, item| {
+        let (first, last) = match item.split_once('-') {
+            Some((first, last)) => (first.parse::<u64>().ok()?, last.parse::<u64>().ok()?),
+            None => {
+                let cpu = item.parse::<u64>().ok()?;
+                (cpu, cpu)
+            }
+        };
+        let span = last.checked_sub(first)?.checked_add(1)?;
+        count.checked_add(span)
+    })
+}
+
+/// `path` (absolute) under `root`.
+fn under(root: &Path, path: &str) -> PathBuf {
+    root.join(path.trim_start_matches('/'))
+}
+
+/// A small file's text, or none if unreadable, not UTF-8 or over the cap.
+fn read_value(path: &Path) -> Option<String> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .ok()?
+        .take(VALUE_CAP + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    if bytes.len() as u64 > VALUE_CAP {
+        return None;
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// Calls `each` with every line of `path` (without its newline) within the
+/// first `cap` bytes; a line cut off by the cap, or not UTF-8, is skipped.
+fn for_each_line(path: &Path, cap: u64, mut each: impl FnMut(&str)) {
+    let Ok(file) = File::open(path) else {
+        return;
+    };
+    let mut reader = BufReader::new(file.take(cap));
+    let mut line = Vec::new();
+    let mut total = 0u64;
+    loop {
+        line.clear();
+        let Ok(read) = reader.read_until(b'\n', &mut line) else {
+            return;
+        };
+        if read == 0 {
+            return;
+        }
+        total += read as u64;
+        let complete = line.last() == Some(&b'\n');
+        if !complete && total >= cap {
+            return;
+        }
+        if complete {
+            line.pop();
+        }
+        if let Ok(text) = std::str::from_utf8(&line) {
+            each(text);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const GIB: u64 = 1024 * MIB;
+    const V1_NONE: &str = "9223372036854771712\n";
+
+    /// A fake root in the temporary directory, removed on drop.
+    struct Root(PathBuf);
+
+    impl Root {
+        /// A machine with 8 GiB and CPUs 0-7, and the given cgroup files.
+        fn new(cgroup: &str, mountinfo: &str) -> Root {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "envinit-container-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            let root = Root(dir);
+            root.write(
+                "/proc/meminfo",
+                "MemTotal:        8388608 kB\nMemFree:         1000 kB\n",
+            );
+            root.write("/sys/devices/system/cpu/online", "0-7\n");
+            root.write("/proc/self/cgroup", cgroup);
+            root.write("/proc/self/mountinfo", mountinfo);
+            root
+        }
+
+        fn write(&self, path: &str, text: &str) {
+            let path = under(&self.0, path);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).unwrap();
+            }
+            std::fs::write(path, text).unwrap();
+        }
+
+        fn remove(&self, path: &str) {
+            std::fs::remove_file(under(&self.0, path)).unwrap();
+        }
+
+        fn detect(&self) -> Facts {
+            Facts::detect_under(&self.0)
+        }
+    }
+
+    impl Drop for Root {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const V1_CGROUP: &str = "\
+12:pids:/app
+4:memory:/app
+3:cpuset:/app
+2:cpu,cpuacct:/app
+1:name=systemd:/app
+0::/app
+";
+
+    const V1_MOUNTS: &str = "\
+22 1 0:20 / /proc rw,nosuid - proc proc rw
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:7 - cgroup cgroup rw,cpu,cpuacct
+34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime shared:8 - cgroup cgroup rw,cpuset
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime shared:9 - cgroup cgroup rw,memory
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime shared:10 - cgroup cgroup rw,xattr,name=systemd
+";
+
+    /// This machine's layout: v1 controllers beside a v2 mount.
+    const HYBRID_MOUNTS: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    const V2_MOUNTS: &str = "\
+22 1 0:20 / /proc rw,nosuid - proc proc rw
+30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
+";
+
+    const V2_CONTROLLERS: &str = "cpuset cpu io memory hugetlb pids rdma misc\n";
+
+    #[test]
+    fn v1_limits() {
+        let root = Root::new(V1_CGROUP, V1_MOUNTS);
+        root.write("/sys/fs/cgroup/memory/memory.limit_in_bytes", V1_NONE);
+        root.write(
+            "/sys/fs/cgroup/memory/app/memory.limit_in_bytes",
+            "268435456\n",
+        );
+        root.write(
+            "/sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_quota_us",
+            "150000\n",
+        );
+        root.write(
+            "/sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_period_us",
+            "100000\n",
+        );
+        root.write("/sys/fs/cgroup/cpuset/app/cpuset.effective_cpus", "0-7\n");
+        let facts = root.detect();
+        assert_eq!(
+            facts,
+            Facts {
+                memory_bytes: 256 * MIB,
+                memory_limited: true,
+                cpus: 2
+            }
+        );
+        assert_eq!(facts.memory_mib(), 256);
+    }
+
+    #[test]
+    fn v1_cpuset_falls_back_to_cpuset_cpus() {
+        let root = Root::new(V1_CGROUP, V1_MOUNTS);
+        root.write("/sys/fs/cgroup/cpuset/app/cpuset.cpus", "0-3,6\n");
+        assert_eq!(root.detect().cpus, 5);
+    }
+
+    #[test]
+    fn v1_no_limit() {
+        let root = Root::new(V1_CGROUP, V1_MOUNTS);
+        root.write("/sys/fs/cgroup/memory/memory.limit_in_bytes", V1_NONE);
+        root.write("/sys/fs/cgroup/memory/app/memory.limit_in_bytes", V1_NONE);
+        root.write("/sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_quota_us", "-1\n");
+        root.write(
+            "/sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_period_us",
+            "100000\n",
+        );
+        assert_eq!(
+            root.detect(),
+            Facts {
+                memory_bytes: 8 * GIB,
+                memory_limited: false,
+                cpus: 8
+            }
+        );
+    }
+
+    #[test]
+    fn v1_no_limit_on_64k_pages() {
+        // LONG_MAX rounded down to a 64 KiB page.
+        let root = Root::new(V1_CGROUP, V1_MOUNTS);
+        root.write(
+            "/sys/fs/cgroup/memory/app/memory.limit_in_bytes",
+            "9223372036854710272\n",
+        );
+        assert!(!root.detect().memory_limited);
+    }
+
+    #[test]
+    fn v2_limits() {
+        let root = Root::new("0::/app\n", V2_MOUNTS);
+        root.write("/sys/fs/cgroup/cgroup.controllers", V2_CONTROLLERS);
+        root.write("/sys/fs/cgroup/cpuset.cpus.effective", "0-7\n");
+        root.write("/sys/fs/cgroup/app/memory.max", "536870912\n");
+        root.write("/sys/fs/cgroup/app/cpu.max", "max 100000\n");
+        root.write("/sys/fs/cgroup/app/cpuset.cpus.effective", "0-3,6\n");
+        assert_eq!(
+            root.detect(),
+            Facts {
+                memory_bytes: 512 * MIB,
+                memory_limited: true,
+                cpus: 5
+            }
+        );
+    }
+
+    #[test]
+    fn v2_no_limit() {
+        let root = Root::new("0::/app\n", V2_MOUNTS);
+        root.write("/sys/fs/cgroup/cgroup.controllers", V2_CONTROLLERS);
+        root.write("/sys/fs/cgroup/app/memory.max", "max\n");
+        root.write("/sys/fs/cgroup/app/cpu.max", "max 100000\n");
+        assert_eq!(
+            root.detect(),
+            Facts {
+                memory_bytes: 8 * GIB,
+                memory_limited: false,
+                cpus: 8
+            }
+        );
+    }
+
+    #[test]
+    fn v2_without_the_controllers_is_ignored() {
+        let root = Root::new("0::/app\n", V2_MOUNTS);
+        root.write("/sys/fs/cgroup/cgroup.controllers", "pids\n");
+        root.write("/sys/fs/cgroup/app/memory.max", "536870912\n");
+        root.write("/sys/fs/cgroup/app/cpu.max", "100000 100000\n");
+        assert_eq!(
+            root.detect(),
+            Facts {
+                memory_bytes: 8 * GIB,
+                memory_limited: false,
+                cpus: 8
+            }
+        );
+    }
+
+    #[test]
+    fn hybrid_prefers_v1() {
+        let cgroup = "4:memory:/app\n3:cpuset:/\n1:cpu:/app\n0::/app\n";
+        let root = Root::new(cgroup, HYBRID_MOUNTS);
+        root.write("/sys/fs/cgroup/unified/cgroup.controllers", "hugetlb\n");
+        // v2 files that must not be read: v2 has no memory controller here.
+        root.write("/sys/fs/cgroup/unified/app/memory.max", "1048576\n");
+        root.write("/sys/fs/cgroup/unified/app/cpu.max", "100000 100000\n");
+        root.write(
+            "/sys/fs/cgroup/memory/app/memory.limit_in_bytes",
+            "268435456\n",
+        );
+        root.write("/sys/fs/cgroup/cpu/app/cpu.cfs_quota_us", "300000\n");
+        root.write("/sys/fs/cgroup/cpu/app/cpu.cfs_period_us", "100000\n");
+        root.write("/sys/fs/cgroup/cpuset/cpuset.effective_cpus", "0-1\n");
+        assert_eq!(
+            root.detect(),
+            Facts {
+                memory_bytes: 256 * MIB,
+                memory_limited: true,
+                cpus: 2
+            }
+        );
+    }
+
+    #[test]
+    fn hybrid_uses_v2_for_what_v1_lacks() {
+        // v1 cpu only; memory is a v2 controller.
+        let cgroup = "1:cpu:/app\n0::/app\n";
+        let mounts = "\
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+        let root = Root::new(cgroup, mounts);
+        root.write("/sys/fs/cgroup/unified/cgroup.controllers", "memory\n");
+        root.write("/sys/fs/cgroup/unified/app/memory.max", "1073741824\n");
+        root.write("/sys/fs/cgroup/unified/app/cpu.max", "100000 100000\n");
+        root.write("/sys/fs/cgroup/cpu/app/cpu.cfs_quota_us", "-1\n");
+        root.write("/sys/fs/cgroup/cpu/app/cpu.cfs_period_us", "100000\n");
+        assert_eq!(
+            root.detect(),
+            Facts {
+                memory_bytes: GIB,
+                memory_limited: true,
+                cpus: 8
+            }
+        );
+    }
+
+    #[test]
+    fn nested_path_takes_the_smallest_limit_on_the_way_up() {
+        let root = Root::new("0::/a/b/c\n", V2_MOUNTS);
+        root.write("/sys/fs/cgroup/cgroup.controllers", V2_CONTROLLERS);
+        root.write("/sys/fs/cgroup/a/memory.max", "134217728\n");
+        root.write("/sys/fs/cgroup/a/cpu.max", "max 100000\n");
+        root.write("/sys/fs/cgroup/a/b/memory.max", "max\n");
+        root.write("/sys/fs/cgroup/a/b/cpu.max", "250000 100000\n");
+        root.write("/sys/fs/cgroup/a/b/c/memory.max", "268435456\n");
+        root.write("/sys/fs/cgroup/a/b/c/cpu.max", "max 100000\n");
+        assert_eq!(
+            root.detect(),
+            Facts {
+                memory_bytes: 128 * MIB,
+                memory_limited: true,
+                cpus: 3
+            }
+        );
+    }
+
+    #[test]
+    fn v1_nested_path() {
+        let cgroup = "4:memory:/kubepods/pod1/ctr\n";
+        let root = Root::new(cgroup, V1_MOUNTS);
+        root.write("/sys/fs/cgroup/memory/memory.limit_in_bytes", V1_NONE);
+        root.write(
+            "/sys/fs/cgroup/memory/kubepods/pod1/memory.limit_in_bytes",
+            "104857600\n",
+        );
+        root.write(
+            "/sys/fs/cgroup/memory/kubepods/pod1/ctr/memory.limit_in_bytes",
+            V1_NONE,
+        );
+        let facts = root.detect();
+        assert_eq!(facts.memory_mib(), 100);
+        assert!(facts.memory_limited);
+    }
+
+    #[test]
+    fn limit_above_the_machine_is_capped() {
+        let root = Root::new("0::/app\n", V2_MOUNTS);
+        root.write("/sys/fs/cgroup/cgroup.controllers", V2_CONTROLLERS);
+        root.write("/sys/fs/cgroup/app/memory.max", "107374182400\n");
+        let facts = root.detect();
+        assert_eq!(facts.memory_bytes, 8 * GIB);
+        assert!(facts.memory_limited);
+    }
+
+    #[test]
+    fn cgroup_namespace_root() {
+        // Inside a container with a cgroup namespace: everything is "/".
+        let mounts = "\
+700 690 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec,relatime - cgroup2 cgroup rw,nsdelegate
+";
+        let root = Root::new("0::/\n", mounts);
+        root.write(
+            "/sys/fs/cgroup/cgroup.controllers",
+            "cpuset cpu memory pids\n",
+        );
+        root.write("/sys/fs/cgroup/memory.max", "268435456\n");
+        root.write("/sys/fs/cgroup/cpu.max", "150000 100000\n");
+        root.write("/sys/fs/cgroup/cpuset.cpus.effective", "0-7\n");
+        assert_eq!(
+            root.detect(),
+            Facts {
+                memory_bytes: 256 * MIB,
+                memory_limited: true,
+                cpus: 2
+            }
+        );
+    }
+
+    #[test]
+    fn v1_cgroup_namespace_root() {
+        let cgroup = "11:memory:/\n3:cpu,cpuacct:/\n";
+        let root = Root::new(cgroup, V1_MOUNTS);
+        root.write("/sys/fs/cgroup/memory/memory.limit_in_bytes", "268435456\n");
+        root.write("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "50000\n");
+        root.write("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000\n");
+        assert_eq!(
+            root.detect(),
+            Facts {
+                memory_bytes: 256 * MIB,
+                memory_limited: true,
+                cpus: 1
+            }
+        );
+    }
+
+    #[test]
+    fn mount_root_is_a_prefix_of_the_path() {
+        // Docker without a cgroup namespace: the container's own cgroup is
+        // bind-mounted, and /proc/self/cgroup shows the host's path.
+        let cgroup = "4:memory:/docker/abc/worker\n";
+        let mounts = "\
+35 31 0:32 /docker/abc /sys/fs/cgroup/memory ro,relatime - cgroup cgroup rw,memory
+";
+        let root = Root::new(cgroup, mounts);
+        root.write("/sys/fs/cgroup/memory/memory.limit_in_bytes", "268435456\n");
+        root.write(
+            "/sys/fs/cgroup/memory/worker/memory.limit_in_bytes",
+            "536870912\n",
+        );
+        assert_eq!(root.detect().memory_mib(), 256);
+    }
+
+    #[test]
+    fn longest_matching_mount_root_wins() {
+        let cgroup = "4:memory:/docker/abc\n";
+        let mounts = "\
+35 31 0:32 / /host/memory rw - cgroup cgroup rw,memory
+36 31 0:32 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+37 31 0:32 /other /elsewhere rw - cgroup cgroup rw,memory
+";
+        let root = Root::new(cgroup, mounts);
+        root.write("/host/memory/docker/abc/memory.limit_in_bytes", "1048576\n");
+        root.write("/sys/fs/cgroup/memory/memory.limit_in_bytes", "268435456\n");
+        // The walk stops at the chosen mount point.
+        root.write("/sys/fs/cgroup/memory.limit_in_bytes", "1048576\n");
+        assert_eq!(root.detect().memory_mib(), 256);
+    }
+
+    #[test]
+    fn path_from_another_namespace_falls_back_to_what_exists() {
+        // The mount root is "/" but the path is the host's: keep the tail that
+        // exists, else the mount point.
+        let cgroup = "0::/system.slice/docker-abc.scope\n";
+        let mounts = "\
+700 690 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
+";
+        let root = Root::new(cgroup, mounts);
+        root.write("/sys/fs/cgroup/cgroup.controllers", "memory\n");
+        root.write("/sys/fs/cgroup/memory.max", "268435456\n");
+        assert_eq!(root.detect().memory_mib(), 256);
+
+        root.write("/sys/fs/cgroup/docker-abc.scope/memory.max", "134217728\n");
+        assert_eq!(root.detect().memory_mib(), 128);
+    }
+
+    #[test]
+    fn mount_root_not_a_prefix_uses_the_mount_point() {
+        let cgroup = "4:memory:/elsewhere\n";
+        let mounts = "\
+35 31 0:32 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+";
+        let root = Root::new(cgroup, mounts);
+        root.write("/sys/fs/cgroup/memory/memory.limit_in_bytes", "268435456\n");
+        assert_eq!(root.detect().memory_mib(), 256);
+    }
+
+    #[test]
+    fn path_above_the_namespace_root_uses_the_mount_point() {
+        let cgroup = "0::/../../other/x\n";
+        let mounts = "700 690 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        let root = Root::new(cgroup, mounts);
+        root.write("/sys/fs/cgroup/cgroup.controllers", "memory\n");
+        root.write("/sys/fs/cgroup/memory.max", "268435456\n");
+        root.write("/sys/fs/cgroup/x/memory.max", "1048576\n");
+        assert_eq!(root.detect().memory_mib(), 256);
+    }
+
+    #[test]
+    fn escaped_mount_point() {
+        let cgroup = "0::/app\n";
+        let mounts = "30 23 0:26 / /cg\\040roups rw - cgroup2 cgroup2 rw\n";
+        let root = Root::new(cgroup, mounts);
+        root.write("/cg roups/cgroup.controllers", "memory\n");
+        root.write("/cg roups/app/memory.max", "268435456\n");
+        assert_eq!(root.detect().memory_mib(), 256);
+    }
+
+    #[test]
+    fn quota_rounds_up() {
+        assert_eq!(quota_to_cpus("150000", "100000"), Some(2));
+        assert_eq!(quota_to_cpus("100000", "100000"), Some(1));
+        assert_eq!(quota_to_cpus("100001", "100000"), Some(2));
+        assert_eq!(quota_to_cpus("50000", "100000"), Some(1));
+        assert_eq!(quota_to_cpus("-1", "100000"), None);
+        assert_eq!(quota_to_cpus("0", "100000"), None);
+        assert_eq!(quota_to_cpus("150000", "0"), None);
+        assert_eq!(parse_v2_cpu_max("250000 100000\n"), Some(3));
+        assert_eq!(parse_v2_cpu_max("max 100000\n"), None);
+        assert_eq!(parse_v2_cpu_max("200000\n"), Some(2));
+        assert_eq!(parse_v2_cpu_max(""), None);
+
+        let root = Root::new("0::/app\n", V2_MOUNTS);
+        root.write("/sys/fs/cgroup/cgroup.controllers", V2_CONTROLLERS);
+        root.write("/sys/fs/cgroup/app/cpu.max", "150000 100000\n");
+        assert_eq!(root.detect().cpus, 2);
+    }
+
+    #[test]
+    fn quota_below_one_cpu_gives_one() {
+        let root = Root::new("0::/app\n", V2_MOUNTS);
+        root.write("/sys/fs/cgroup/cgroup.controllers", V2_CONTROLLERS);
+        root.write("/sys/fs/cgroup/app/cpu.max", "10000 100000\n");
+        assert_eq!(root.detect().cpus, 1);
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(cpu_list_len("0-3,6\n"), Some(5));
+        assert_eq!(cpu_list_len("0"), Some(1));
+        assert_eq!(cpu_list_len("0-1"), Some(2));
+        assert_eq!(cpu_list_len("1,3,5-7"), Some(5));
+        assert_eq!(cpu_list_len("\n"), None);
+        assert_eq!(cpu_list_len("3-1"), None);
+        assert_eq!(cpu_list_len("0-"), None);
+        assert_eq!(cpu_list_len("a"), None);
+        assert_eq!(cpu_list_len("0,,1"), None);
+        assert_eq!(cpu_list_len("0-18446744073709551615"), None);
+    }
+
+    #[test]
+    fn online_cpus_are_the_ceiling() {
+        let root = Root::new("0::/app\n", V2_MOUNTS);
+        root.write("/sys/devices/system/cpu/online", "0-1\n");
+        root.write("/sys/fs/cgroup/cgroup.controllers", V2_CONTROLLERS);
+        root.write("/sys/fs/cgroup/app/cpu.max", "800000 100000\n");
+        root.write("/sys/fs/cgroup/app/cpuset.cpus.effective", "0-3\n");
+        assert_eq!(root.detect().cpus, 2);
+    }
+
+    #[test]
+    fn malformed_cgroup_files_fall_back_to_the_machine() {
+        let root = Root::new("0::/app\n", V2_MOUNTS);
+        root.write("/sys/fs/cgroup/cgroup.controllers", V2_CONTROLLERS);
+        root.write("/sys/fs/cgroup/app/memory.max", "lots\n");
+        root.write("/sys/fs/cgroup/app/cpu.max", "some 100000\n");
+        root.write("/sys/fs/cgroup/app/cpuset.cpus.effective", "x-y\n");
+        assert_eq!(
+            root.detect(),
+            Facts {
+                memory_bytes: 8 * GIB,
+                memory_limited: false,
+                cpus: 8
+            }
+        );
+
+        let root = Root::new(V1_CGROUP, V1_MOUNTS);
+        root.write("/sys/fs/cgroup/memory/app/memory.limit_in_bytes", "-1\n");
+        root.write(
+            "/sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_quota_us",
+            "150000\n",
+        );
+        root.write("/sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_period_us", "\n");
+        root.write("/sys/fs/cgroup/cpuset/app/cpuset.effective_cpus", "\n");
+        assert_eq!(
+            root.detect(),
+            Facts {
+                memory_bytes: 8 * GIB,
+                memory_limited: false,
+                cpus: 8
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_proc_files_fall_back_to_the_machine() {
+        let garbage = "\0\u{1}:::\nnot a mount line\n1 2 3\n- - -\n\\\\\\777\n";
+        let root = Root::new(garbage, garbage);
+        assert_eq!(
+            root.detect(),
+            Facts {
+                memory_bytes: 8 * GIB,
+                memory_limited: false,
+                cpus: 8
+            }
+        );
+        std::fs::write(under(&root.0, "/proc/self/mountinfo"), [0xff, 0xfe, b'\n']).unwrap();
+        assert_eq!(root.detect().cpus, 8);
+    }
+
+    #[test]
+    fn nothing_readable_gives_zero_memory_and_one_cpu() {
+        let root = Root::new("", "");
+        root.remove("/proc/meminfo");
+        root.remove("/sys/devices/system/cpu/online");
+        root.remove("/proc/self/cgroup");
+        root.remove("/proc/self/mountinfo");
+        assert_eq!(
+            root.detect(),
+            Facts {
+                memory_bytes: 0,
+                memory_limited: false,
+                cpus: 1
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_machine_files() {
+        let root = Root::new("0::/app\n", V2_MOUNTS);
+        root.write("/proc/meminfo", "MemTotal: many kB\n");
+        root.write("/sys/devices/system/cpu/online", "zero\n");
+        assert_eq!(
+            root.detect(),
+            Facts {
+                memory_bytes: 0,
+                memory_limited: false,
+                cpus: 1
+            }
+        );
+
+        // A limit still counts when the machine's memory is unknown.
+        root.write("/sys/fs/cgroup/cgroup.controllers", V2_CONTROLLERS);
+        root.write("/sys/fs/cgroup/app/memory.max", "268435456\n");
+        assert_eq!(root.detect().memory_mib(), 256);
+    }
+
+    #[test]
+    fn oversized_value_files_are_ignored() {
+        let root = Root::new("0::/app\n", V2_MOUNTS);
+        root.write("/sys/fs/cgroup/cgroup.controllers", V2_CONTROLLERS);
+        let huge = format!("{}1048576\n", " ".repeat(VALUE_CAP as usize));
+        root.write("/sys/fs/cgroup/app/memory.max", &huge);
+        assert!(!root.detect().memory_limited);
+    }
+
+    #[test]
+    fn mountinfo_is_read_only_up_to_its_cap() {
+        // A busy host: the cgroup mount comes after 1 MiB of other mounts.
+        let filler = "99 1 0:99 / /mnt/x rw - tmpfs tmpfs rw\n";
+        let mut mounts = filler.repeat(MOUNTINFO_CAP as usize / filler.len() + 1);
+        mounts.push_str("30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
+        let root = Root::new("0::/app\n", &mounts);
+        root.write("/sys/fs/cgroup/cgroup.controllers", V2_CONTROLLERS);
+        root.write("/sys/fs/cgroup/app/memory.max", "268435456\n");
+        assert!(!root.detect().memory_limited);
+    }
+
+    #[test]
+    fn last_line_without_newline_counts() {
+        let root = Root::new(
+            "0::/app",
+            "30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw",
+        );
+        root.write("/sys/fs/cgroup/cgroup.controllers", "memory");
+        root.write("/sys/fs/cgroup/app/memory.max", "268435456");
+        assert_eq!(root.detect().memory_mib(), 256);
+    }
+
+    #[test]
+    fn unescapes_mountinfo_octal() {
+        assert_eq!(unescape("/a\\040b"), "/a b");
+        assert_eq!(unescape("/a\\134b"), "/a\\b");
+        assert_eq!(unescape("/a\\04"), "/a\\04");
+        assert_eq!(unescape("/a\\999"), "/a\\999");
+        assert_eq!(unescape("\\"), "\\");
+    }
+
+    #[test]
+    fn memory_mib_rounds_down() {
+        let facts = Facts {
+            memory_bytes: 256 * MIB + MIB - 1,
+            memory_limited: true,
+            cpus: 1,
+        };
+        assert_eq!(facts.memory_mib(), 256);
+    }
+
+    #[test]
+    fn detects_this_machine() {
+        let facts = Facts::detect();
+        assert!(facts.cpus >= 1);
+        assert!(facts.memory_bytes > 0);
+    }
 }

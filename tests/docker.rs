@@ -34,7 +34,9 @@ fn static_binary() -> PathBuf {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     out
 }
 
@@ -86,7 +88,11 @@ struct Container(String);
 impl Container {
     fn start(args: &[&str]) -> Container {
         let out = run(Command::new("docker").args(["run", "-d"]).args(args));
-        assert!(out.status.success(), "docker run -d: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "docker run -d: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Container(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
@@ -98,7 +104,10 @@ impl Container {
             if String::from_utf8_lossy(&out.stdout).contains(text) {
                 return;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {text:?} in the logs");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {text:?} in the logs"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -109,8 +118,12 @@ impl Container {
         let out = run(Command::new("docker").args(["stop", "-t", "30", &self.0]));
         assert!(out.status.success());
         let took = start.elapsed();
-        let out = run(Command::new("docker").args(["inspect", "-f", "{{.State.ExitCode}}", &self.0]));
-        (String::from_utf8_lossy(&out.stdout).trim().parse().unwrap(), took)
+        let out =
+            run(Command::new("docker").args(["inspect", "-f", "{{.State.ExitCode}}", &self.0]));
+        (
+            String::from_utf8_lossy(&out.stdout).trim().parse().unwrap(),
+            took,
+        )
     }
 }
 
@@ -128,7 +141,10 @@ fn runs_in_a_from_scratch_image_and_passes_the_exit_code() {
     let out = docker_run(&[IMAGE]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(out.stdout, b"hello\n");
-    assert_eq!(docker_run(&[IMAGE, "sh", "-c", "exit 3"]).status.code(), Some(3));
+    assert_eq!(
+        docker_run(&[IMAGE, "sh", "-c", "exit 3"]).status.code(),
+        Some(3)
+    );
     let out = docker_run(&[IMAGE, "no-such-command"]);
     assert_eq!(out.status.code(), Some(127));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-command"));
@@ -162,7 +178,10 @@ fn a_child_ignoring_sigterm_is_killed_after_the_grace_period() {
     c.wait_for_log("ready");
     let (code, took) = c.stop();
     assert_eq!(code, 137, "SIGKILL after the 1 s grace");
-    assert!(took < Duration::from_secs(15), "docker stop -t 30 took {took:?}: envinit did not kill after its grace");
+    assert!(
+        took < Duration::from_secs(15),
+        "docker stop -t 30 took {took:?}: envinit did not kill after its grace"
+    );
 }
 
 #[test]

@@ -1,19 +1,208 @@
 //! Rendering: turns the environment into the app's config files before the
-//! child starts (templates and ini targets), atomically, reporting every
-//! problem at once. (Stub: being written.)
+//! child starts: `--template SRC:DEST` (a file or a directory of templates
+//! in envinit's template language, docs/templates.md) and `--ini
+//! PREFIX:DEST` (variables as ini lines).
+//!
+//! # Theory of operation
+//!
+//! 1. Every template is read, parsed ([`template`]), checked and evaluated
+//!    ([`eval`]) in memory; every ini target is built ([`ini`]). Values come
+//!    from one [`Values`]: the environment, the secrets directory, and the
+//!    container facts (computed only if a template names `container.*`).
+//! 2. Every problem of every file is collected, each on one line: templates'
+//!    as `FILE:LINE:COL: message`, others as `PATH: message`. No message
+//!    contains a variable's or a secret's value, nor a list of variables.
+//! 3. Only when everything rendered, and not with `--check`, the files are
+//!    written, atomically and all-or-nothing as far as the filesystem allows
+//!    ([`files`]).
+//!
+//! [`run`] is what `main` calls; [`run_with`] is the same over given values
+//! (tests, benchmarks); [`render_template`] renders one template's text.
+
+mod eval;
+mod files;
+mod formatters;
+mod ini;
+mod template;
+mod values;
+
+use std::path::{Path, PathBuf};
+
+pub use eval::{MAX_OUTPUT, MAX_STEPS};
+pub use files::{MAX_DIR_DEPTH, MAX_FILES, MAX_TEMPLATE};
+pub use template::MAX_DEPTH;
+pub use values::{MAX_FILES_TOTAL, MAX_VALUE, Values};
 
 use crate::settings::RenderSettings;
 
-/// Every problem found, one line each (`FILE:LINE:COL: message` for templates).
-#[derive(Debug)]
+/// The most problems reported for one template; the rest are counted.
+pub const MAX_PROBLEMS_PER_FILE: usize = 100;
+
+/// The most bytes all rendered files of one run may total (64 MiB).
+pub const MAX_TOTAL_OUTPUT: usize = 64 << 20;
+
+/// Every problem found, one line each (`FILE:LINE:COL: message` for
+/// templates, `PATH: message` otherwise). Nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// The problems, in the order found.
+    /// The problems, file by file in the order given, each file's in order
+    /// of position.
     pub problems: Vec<String>,
 }
 
-/// Renders every template and ini target of `settings`; with `check`, in
-/// memory only. On failure nothing is written.
-pub fn run(settings: &RenderSettings) -> Result<(), Failure> {
-    let _ = settings;
-    Ok(())
+/// What a successful run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Files rendered (templates and ini targets).
+    pub rendered: usize,
+    /// Files written: `rendered`, or 0 with `--check`.
+    pub written: usize,
 }
+
+/// Renders everything `settings` asks for from this process's environment
+/// and writes it (unless `settings.check`). Does nothing, quickly, when
+/// there is nothing to render.
+pub fn run(settings: &RenderSettings) -> Result<Summary, Failure> {
+    if settings.is_empty() {
+        return Ok(Summary::default());
+    }
+    let values = Values::from_process(settings.secrets_dir.clone());
+    run_with(settings, &values)
+}
+
+/// [`run`] over the given values (its secrets directory is the one used;
+/// `settings.secrets_dir` is only read by [`run`]).
+pub fn run_with(settings: &RenderSettings, values: &Values) -> Result<Summary, Failure> {
+    let mut problems = Vec::new();
+    let mut outputs: Vec<files::Output> = Vec::new();
+    let mut count = 0;
+    let mut total = 0usize;
+    for pair in &settings.templates {
+        let jobs = match files::expand(&pair.src, &pair.dest, &mut count) {
+            Ok(jobs) => jobs,
+            Err(found) => {
+                problems.extend(found);
+                continue;
+            }
+        };
+        for job in jobs {
+            let rendered = match files::read_template(&job.src) {
+                Ok(bytes) => render_template(&job.src.display().to_string(), &bytes, values),
+                Err(problem) => Err(vec![problem]),
+            };
+            match rendered {
+                Ok(text) => {
+                    total = total.saturating_add(text.len());
+                    outputs.push(files::Output {
+                        dest: job.dest,
+                        bytes: text.into_bytes(),
+                        mode: job.mode,
+                    });
+                }
+                Err(lines) => problems.extend(lines),
+            }
+        }
+    }
+    for target in &settings.ini {
+        match ini::render(target, values) {
+            Ok(bytes) => {
+                total = total.saturating_add(bytes.len());
+                outputs.push(files::Output {
+                    dest: target.dest.clone(),
+                    bytes,
+                    mode: 0o644,
+                });
+            }
+            Err(found) => problems.extend(found),
+        }
+    }
+    if total > MAX_TOTAL_OUTPUT {
+        problems.push(format!(
+            "the rendered files total more than {} MiB: render fewer or smaller files",
+            MAX_TOTAL_OUTPUT >> 20
+        ));
+    }
+    check_dests(&outputs, &mut problems);
+    if !problems.is_empty() {
+        return Err(Failure { problems });
+    }
+    let rendered = outputs.len();
+    if settings.check {
+        return Ok(Summary {
+            rendered,
+            written: 0,
+        });
+    }
+    files::write_all(&outputs).map_err(|problems| Failure { problems })?;
+    Ok(Summary {
+        rendered,
+        written: rendered,
+    })
+}
+
+/// Every DEST once, and none a directory.
+fn check_dests(outputs: &[files::Output], problems: &mut Vec<String>) {
+    let mut seen: Vec<&Path> = Vec::with_capacity(outputs.len());
+    let mut sorted: Vec<&PathBuf> = outputs.iter().map(|o| &o.dest).collect();
+    sorted.sort();
+    for dest in sorted {
+        if seen.last() == Some(&dest.as_path()) {
+            problems.push(format!(
+                "{}: written by two templates or ini targets: give each its own DEST",
+                dest.display()
+            ));
+        }
+        seen.push(dest);
+    }
+    for output in outputs {
+        if let Err(message) = files::check_dest(&output.dest) {
+            problems.push(message);
+        }
+    }
+}
+
+/// Renders one template's bytes; `name` prefixes the problems
+/// (`name:LINE:COL: message`). At most [`MAX_PROBLEMS_PER_FILE`] problems
+/// are listed, then a line counting the rest.
+pub fn render_template(name: &str, source: &[u8], values: &Values) -> Result<String, Vec<String>> {
+    let src = match std::str::from_utf8(source) {
+        Ok(src) => src,
+        Err(e) => {
+            let valid = &source[..e.valid_up_to()];
+            // The valid prefix is UTF-8 by definition.
+            let prefix = std::str::from_utf8(valid).unwrap_or("");
+            let (line, col) = template::LineIndex::new(prefix).position(prefix, prefix.len());
+            return Err(vec![format!(
+                "{name}:{line}:{col}: the template is not valid UTF-8 here: templates must be UTF-8 text"
+            )]);
+        }
+    };
+    let (parsed, mut problems) = template::parse(src);
+    if let Some(parsed) = &parsed {
+        match eval::render(src, parsed, values) {
+            Ok(text) if problems.is_empty() => return Ok(text),
+            Ok(_) => {}
+            Err(found) => problems.extend(found),
+        }
+    }
+    problems.sort_by_key(|p| p.offset);
+    let index = template::LineIndex::new(src);
+    let mut lines: Vec<String> = problems
+        .iter()
+        .take(MAX_PROBLEMS_PER_FILE)
+        .map(|p| {
+            let (line, col) = index.position(src, p.offset);
+            format!("{name}:{line}:{col}: {}", p.message)
+        })
+        .collect();
+    if problems.len() > MAX_PROBLEMS_PER_FILE {
+        lines.push(format!(
+            "{name}: {} more problems not shown",
+            problems.len() - MAX_PROBLEMS_PER_FILE
+        ));
+    }
+    Err(lines)
+}
+
+#[cfg(test)]
+mod tests;
