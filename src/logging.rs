@@ -60,11 +60,15 @@ impl Subscriber for StderrLog {
         let level = level_name(*event.metadata().level());
         let mut line = String::with_capacity(128);
         if self.json {
-            let _ = write!(line, "{{\"level\":\"{level}\"");
+            line.push_str("{\"level\":\"");
+            line.push_str(level);
+            line.push('"');
             event.record(&mut JsonFields(&mut line));
             line.push_str("}\n");
         } else {
-            let _ = write!(line, "envinit: {level}:");
+            line.push_str("envinit: ");
+            line.push_str(level);
+            line.push(':');
             event.record(&mut TextFields(&mut line));
             line.push('\n');
         }
@@ -86,27 +90,62 @@ fn level_name(level: Level) -> &'static str {
     }
 }
 
-/// `message key=value key="two words"`.
+/// `message key=value key="two words"`. Strings and integers are appended
+/// directly; only other values go through `fmt`.
 struct TextFields<'a>(&'a mut String);
+
+impl TextFields<'_> {
+    fn key(&mut self, field: &Field) {
+        self.0.push(' ');
+        if field.name() != "message" {
+            self.0.push_str(field.name());
+            self.0.push('=');
+        }
+    }
+}
 
 impl Visit for TextFields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            let _ = write!(self.0, " {value}");
-        } else if value.is_empty() || value.contains([' ', '"', '=']) {
-            let _ = write!(self.0, " {}={value:?}", field.name());
+        self.key(field);
+        if field.name() != "message" && (value.is_empty() || value.contains([' ', '"', '='])) {
+            let _ = write!(self.0, "{value:?}");
         } else {
-            let _ = write!(self.0, " {}={value}", field.name());
+            self.0.push_str(value);
         }
     }
 
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.key(field);
+        push_u64(self.0, value);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.key(field);
+        if value < 0 {
+            self.0.push('-');
+        }
+        push_u64(self.0, value.unsigned_abs());
+    }
+
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == "message" {
-            let _ = write!(self.0, " {value:?}");
-        } else {
-            let _ = write!(self.0, " {}={value:?}", field.name());
+        self.key(field);
+        let _ = write!(self.0, "{value:?}");
+    }
+}
+
+/// Appends the decimal digits of `value`.
+fn push_u64(out: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
         }
     }
+    out.extend(digits[i..].iter().map(|d| char::from(*d)));
 }
 
 /// `,"key":value` pairs of one JSON object.
@@ -126,7 +165,7 @@ impl Visit for JsonFields<'_> {
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.key(field);
-        let _ = write!(self.0, "{value}");
+        push_u64(self.0, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -167,6 +206,15 @@ fn json_string(out: &mut String, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_without_fmt() {
+        for n in [0u64, 7, 10, 143, u64::MAX] {
+            let mut out = String::new();
+            push_u64(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
+    }
 
     #[test]
     fn json_strings_are_escaped() {

@@ -242,32 +242,44 @@ struct EnvOptions {
     log_format: Option<String>,
 }
 
-/// The `ENVINIT_*` variables envinit reads.
-const ENV_NAMES: &[&str] = &[
-    "ENVINIT_GRACE",
-    "ENVINIT_PRE_STOP_DELAY",
-    "ENVINIT_SIGNAL_GROUP",
-    "ENVINIT_REWRITE",
-    "ENVINIT_REMAP_EXIT",
-    "ENVINIT_TEMPLATE",
-    "ENVINIT_INI",
-    "ENVINIT_SECRETS_DIR",
-    "ENVINIT_CHECK",
-    "ENVINIT_LOG",
-    "ENVINIT_LOG_FORMAT",
-];
-
 /// Reads the settings from this process's arguments and environment.
-///
-/// Only the known `ENVINIT_*` names are looked up: copying the whole
-/// environment would cost more than the rest of the start-up together.
 pub fn from_process() -> Result<Request, SettingsError> {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let found = ENV_NAMES
-        .iter()
-        .filter_map(|name| std::env::var_os(name).map(|value| (OsString::from(name), value)));
-    let env = envinit_vars(found)?;
+    let env = envinit_vars(environ_with_prefix(b"ENVINIT_").into_iter())?;
     parse(args, env)
+}
+
+/// The environment entries whose name starts with `prefix`, found in one
+/// pass over the C library's `environ` without copying the others. (Copying
+/// the whole environment with `std::env::vars_os`, or one `getenv` per
+/// option, costs more than the rest of envinit's start-up.)
+fn environ_with_prefix(prefix: &[u8]) -> Vec<(OsString, OsString)> {
+    use std::ffi::{CStr, c_char};
+    use std::os::unix::ffi::OsStrExt as _;
+    unsafe extern "C" {
+        static environ: *const *const c_char;
+    }
+    let mut found = Vec::new();
+    // SAFETY: `environ` is the C library's NULL-terminated array of
+    // NUL-terminated strings. envinit is single-threaded here and never
+    // modifies its environment, so the array is stable while we read it.
+    unsafe {
+        let mut entry = environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            let bytes = CStr::from_ptr(*entry).to_bytes();
+            if bytes.starts_with(prefix) {
+                if let Some(eq) = bytes.iter().position(|b| *b == b'=') {
+                    let (key, value) = (&bytes[..eq], &bytes[eq + 1..]);
+                    found.push((
+                        std::ffi::OsStr::from_bytes(key).to_os_string(),
+                        std::ffi::OsStr::from_bytes(value).to_os_string(),
+                    ));
+                }
+            }
+            entry = entry.add(1);
+        }
+    }
+    found
 }
 
 /// Keeps the `ENVINIT_*` variables, which must be valid Unicode; every other
@@ -850,6 +862,18 @@ mod tests {
         assert_eq!(parse(words(&["-h"]), vec![]), Ok(Request::Help));
         assert_eq!(parse(words(&["--help", "x"]), vec![]), Ok(Request::Help));
         assert_eq!(parse(words(&["-V"]), vec![]), Ok(Request::Version));
+    }
+
+    #[test]
+    fn environ_scan_finds_the_prefixed_variables() {
+        // The test runner's own environment: PATH is there, no prefix is.
+        let found = environ_with_prefix(b"PATH");
+        assert!(
+            found
+                .iter()
+                .any(|(k, v)| k == "PATH" && Some(v.clone()) == std::env::var_os("PATH"))
+        );
+        assert!(environ_with_prefix(b"NO_SUCH_PREFIX_FOR_ENVINIT_").is_empty());
     }
 
     #[test]
