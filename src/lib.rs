@@ -12,11 +12,13 @@
 //! - [`lifecycle`]: what PID 1 decides on each event, free of system calls.
 //! - [`signals`]: signal names and numbers.
 //! - [`exit`]: envinit's documented exit codes.
+//! - [`arena`]: the start-up allocator of the binary.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod arena;
 pub mod container;
 pub mod exit;
 pub mod lifecycle;

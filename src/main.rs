@@ -5,7 +5,11 @@
 use std::process::ExitCode;
 
 use envinit::settings::{self, Request};
-use envinit::{exit, logging, render, supervisor};
+use envinit::{arena, exit, logging, render, supervisor};
+
+/// Start-up allocations come from a small static arena (see `arena`).
+#[global_allocator]
+static ALLOCATOR: arena::StartupArena = arena::StartupArena;
 
 fn main() -> ExitCode {
     // 1. Settings: command line over ENVINIT_* variables.
