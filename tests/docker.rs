@@ -53,22 +53,14 @@ fn image() -> bool {
         {
             return false;
         }
+        // The build context Dockerfile.example documents.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let dir = std::env::temp_dir().join(format!("envinit-docker-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(dir.join("examples/demo")).unwrap();
+        std::fs::copy(root.join("Dockerfile.example"), dir.join("Dockerfile")).unwrap();
         std::fs::copy(&binary, dir.join("envinit")).unwrap();
         std::fs::copy("/bin/busybox", dir.join("busybox")).unwrap();
-        std::fs::write(dir.join("greeting.tmpl"), "hello {{ NAME | default \"world\" }}\n").unwrap();
-        std::fs::write(
-            dir.join("Dockerfile"),
-            "FROM scratch\n\
-             COPY busybox /bin/busybox\n\
-             RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
-             COPY envinit /sbin/envinit\n\
-             COPY greeting.tmpl /etc/envinit/greeting.tmpl\n\
-             ENTRYPOINT [\"/sbin/envinit\", \"--\"]\n\
-             CMD [\"sh\", \"-c\", \"echo hello\"]\n",
-        )
-        .unwrap();
+        std::fs::copy(root.join("examples/demo/hello.tmpl"), dir.join("examples/demo/hello.tmpl")).unwrap();
         let out = run(Command::new("docker").args(["build", "-q", "-t", IMAGE]).arg(&dir));
         let _ = std::fs::remove_dir_all(&dir);
         assert!(out.status.success(), "docker build failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -136,7 +128,7 @@ fn runs_in_a_from_scratch_image_and_passes_the_exit_code() {
     if !image() {
         return;
     }
-    let out = docker_run(&[IMAGE]);
+    let out = docker_run(&[IMAGE, "echo", "hello"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(out.stdout, b"hello\n");
     assert_eq!(
@@ -146,6 +138,60 @@ fn runs_in_a_from_scratch_image_and_passes_the_exit_code() {
     let out = docker_run(&[IMAGE, "no-such-command"]);
     assert_eq!(out.status.code(), Some(127));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-command"));
+}
+
+#[test]
+fn the_example_image_renders_its_template_from_the_environment() {
+    if !image() {
+        return;
+    }
+    let out = docker_run(&[IMAGE]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("envinit says: hello\ncpus available: "),
+        "{text}"
+    );
+    let out = docker_run(&["-e", "GREETING=hi from docker run", "--cpus", "1", IMAGE]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "envinit says: hi from docker run\ncpus available: 1\n"
+    );
+}
+
+#[test]
+fn a_template_error_exits_78_and_starts_nothing() {
+    if !image() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("envinit-docker-tmpl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("bad.tmpl"), "a = {{ NOT_SET_ANYWHERE }}\n").unwrap();
+    let mount = format!("{}:/t:ro", dir.display());
+    let out = docker_run(&[
+        "-v",
+        &mount,
+        "--entrypoint",
+        "/sbin/envinit",
+        IMAGE,
+        "-t",
+        "/t/bad.tmpl:/run/out",
+        "--",
+        "sh",
+        "-c",
+        "echo the app started",
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(out.stdout.is_empty(), "the app must not start");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/t/bad.tmpl:1:"), "{err}");
+    assert!(err.contains("NOT_SET_ANYWHERE"), "{err}");
 }
 
 #[test]
