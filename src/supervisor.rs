@@ -10,7 +10,8 @@
 //!   wakes only for a signal or a deadline (no polling).
 //! - The child starts with the signal mask envinit was started with, default
 //!   dispositions for everything envinit did not inherit as ignored, and no
-//!   file descriptor of envinit's (they are all close-on-exec).
+//!   file descriptor envinit opened (they are all close-on-exec); the ones
+//!   envinit inherited pass through, as through exec.
 //! - Once the child runs, nothing ends the loop but the end of the child and
 //!   of everything left to reap: unexpected errors are logged and the loop
 //!   carries on.

@@ -1,0 +1,1063 @@
+//! envinit as a container's PID 1 (issue 2), end to end: the built binary
+//! runs as the real PID 1 of a new pid namespace (`unshare --pid --fork
+//! --mount-proc`), or directly as a subreaper, with real children
+//! (tests/fixtures/child.py, sh, coreutils). Each test names the behaviour it
+//! proves and would fail if that behaviour broke.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use common::{
+    Fds, Finished, Mode, Spec, TempDir, alive, count_lines, has_line, have_unshare, noise,
+    py_child, sig, stat, wait_until,
+};
+
+/// An upper bound for "promptly": far below the grace periods used, far
+/// above any scheduling noise on a loaded 2-core machine.
+const PROMPTLY: Duration = Duration::from_secs(10);
+
+/// One environment variable for envinit.
+type Var = (&'static str, &'static str);
+/// Environment variables for envinit.
+type Env = Vec<Var>;
+
+fn os(list: &[&str]) -> Vec<OsString> {
+    list.iter().map(OsString::from).collect()
+}
+
+/// `envinit OPTIONS... -- python3 child.py MODE ARGS...`
+fn with_py(options: &[&str], mode: &str, args: &[&str]) -> Option<Vec<OsString>> {
+    let mut all = os(options);
+    all.push("--".into());
+    all.extend(py_child(mode, args)?);
+    Some(all)
+}
+
+fn sig_line(signo: i32, from: i32) -> String {
+    format!("sig {signo} from {from}")
+}
+
+// ---------------------------------------------------------------------------
+// Command line and exit codes
+
+#[test]
+fn options_stop_at_the_first_non_option() {
+    if !have_unshare() {
+        return;
+    }
+    let out = Spec::pid1(["echo", "-v", "-g", "hi"]).run();
+    out.assert_code(0);
+    assert_eq!(out.out(), "-v -g hi\n", "{}", out.describe());
+
+    let out = Spec::pid1(["--grace", "1s", "--", "echo", "--grace", "2s"]).run();
+    out.assert_code(0);
+    assert_eq!(out.out(), "--grace 2s\n", "{}", out.describe());
+}
+
+#[test]
+fn the_childs_exit_code_passes_through() {
+    if !have_unshare() {
+        return;
+    }
+    for code in [0, 1, 42, 255] {
+        let out = Spec::pid1(["sh", "-c", &format!("exit {code}")]).run();
+        out.assert_code(code);
+    }
+}
+
+#[test]
+fn a_child_killed_by_signal_n_gives_128_plus_n() {
+    if !have_unshare() {
+        return;
+    }
+    for (name, signo) in [
+        ("KILL", sig::KILL),
+        ("USR1", sig::USR1),
+        ("TERM", sig::TERM),
+    ] {
+        let out = Spec::pid1(["sh", "-c", &format!("kill -{name} $$")]).run();
+        out.assert_code(128 + signo);
+    }
+}
+
+/// Asserts one stderr line names `command` and gives one of `reasons`.
+fn assert_names_command_and_reason(out: &Finished, command: &str, reasons: &[&str]) {
+    let lines: Vec<String> = out
+        .err_lines()
+        .into_iter()
+        .filter(|l| l.contains(command))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "want exactly one stderr line naming {command}\n{}",
+        out.describe()
+    );
+    let line = lines[0].to_lowercase();
+    assert!(
+        reasons.iter().any(|r| line.contains(r)),
+        "the line does not say why (any of {reasons:?}): {line}"
+    );
+    assert!(out.stdout.is_empty(), "{}", out.describe());
+}
+
+#[test]
+fn command_not_found_exits_127_with_one_line_naming_it() {
+    if !have_unshare() {
+        return;
+    }
+    let reasons = ["not found", "no such file"];
+    let out = Spec::pid1(["/nonexistent/envinit-test-cmd", "x"]).run();
+    out.assert_code(127);
+    assert_names_command_and_reason(&out, "/nonexistent/envinit-test-cmd", &reasons);
+
+    let out = Spec::pid1(["envinit-test-no-such-command"]).run();
+    out.assert_code(127);
+    assert_names_command_and_reason(&out, "envinit-test-no-such-command", &reasons);
+}
+
+#[test]
+fn a_command_that_cannot_be_executed_exits_126_with_one_line_naming_it() {
+    if !have_unshare() {
+        return;
+    }
+    let dir = TempDir::new("noexec");
+    let script = dir.join("script.sh");
+    std::fs::write(&script, "#!/bin/sh\necho should not run\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let reasons = ["permission", "not executable", "is a directory"];
+
+    let out = Spec::pid1([script.as_str()]).run();
+    out.assert_code(126);
+    assert_names_command_and_reason(&out, &script, &reasons);
+
+    let subdir = dir.join("a-directory");
+    std::fs::create_dir(&subdir).unwrap();
+    let out = Spec::pid1([subdir.as_str()]).run();
+    out.assert_code(126);
+    assert_names_command_and_reason(&out, &subdir, &reasons);
+}
+
+#[test]
+fn usage_errors_exit_64() {
+    if !have_unshare() {
+        return;
+    }
+    for args in [
+        &["--no-such-option", "true"][..],
+        &[],
+        &["--grace", "1s"],
+        &["--grace", "soon", "true"],
+        &["--rewrite", "TERM", "true"],
+    ] {
+        let out = Spec::pid1(args).run();
+        assert_eq!(out.code, Some(64), "{args:?}: {}", out.describe());
+        assert!(!out.stderr.is_empty(), "{args:?}: no message");
+        assert!(out.stdout.is_empty(), "{args:?}: {}", out.describe());
+    }
+}
+
+#[test]
+fn bad_envinit_variables_exit_78() {
+    if !have_unshare() {
+        return;
+    }
+    for (key, value) in [
+        ("ENVINIT_GRACE", "soon"),
+        ("ENVINIT_SIGNAL_GROUP", "maybe"),
+        ("ENVINIT_LOG", "loud"),
+        ("ENVINIT_LOG_FORMAT", "xml"),
+        ("ENVINIT_REMAP_EXIT", "300"),
+    ] {
+        let out = Spec::pid1(["true"]).env(key, value).run();
+        assert_eq!(out.code, Some(78), "{key}={value}: {}", out.describe());
+        assert!(out.err().contains(key), "{key}: {}", out.describe());
+    }
+}
+
+#[test]
+fn remap_exit_rewrites_the_final_code() {
+    if !have_unshare() {
+        return;
+    }
+    let killed_by_term = ["sh", "-c", "kill -TERM $$"];
+    let cases: Vec<(Vec<&str>, Env, i32)> = vec![
+        (vec!["--remap-exit", "143:0"], vec![], 0),
+        (vec!["--remap-exit", "143"], vec![], 0),
+        (vec!["--remap-exit", "143:9"], vec![], 9),
+        (vec!["--remap-exit", "1:2"], vec![], 143),
+        (vec![], vec![("ENVINIT_REMAP_EXIT", "143")], 0),
+        (
+            vec!["--remap-exit=143:4"],
+            vec![("ENVINIT_REMAP_EXIT", "143")],
+            4,
+        ),
+    ];
+    for (options, env, want) in cases {
+        let mut args = options.clone();
+        args.extend(killed_by_term);
+        let mut spec = Spec::pid1(&args);
+        for (k, v) in &env {
+            spec = spec.env(k, v);
+        }
+        let out = spec.run();
+        assert_eq!(
+            out.code,
+            Some(want),
+            "{options:?} {env:?}: {}",
+            out.describe()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Pass-through
+
+#[test]
+fn argv_reaches_the_child_byte_exact() {
+    if !have_unshare() {
+        return;
+    }
+    let args: Vec<OsString> = vec![
+        "two  spaces ".into(),
+        "".into(),
+        OsString::from_vec(vec![0xff, 0xfe, b' ', 0x80, b'x']),
+        "--grace".into(),
+        "-v".into(),
+        "ünïcödé \t tab".into(),
+        "".into(),
+    ];
+    let mut command = os(&["sh", "-c", r#"printf '%s\0' "$@""#, "argv0"]);
+    command.extend(args.iter().cloned());
+    let out = Spec::pid1(&command).run();
+    out.assert_code(0);
+    let mut want = Vec::new();
+    for arg in &args {
+        want.extend_from_slice(arg.as_encoded_bytes());
+        want.push(0);
+    }
+    assert_eq!(out.stdout, want, "{}", out.describe());
+}
+
+#[test]
+fn the_environment_reaches_the_child_unchanged() {
+    if !have_unshare() {
+        return;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    let vars: Vec<(OsString, OsString)> = vec![
+        ("PATH".into(), path),
+        ("SPACES".into(), " a  b ".into()),
+        ("EMPTY".into(), "".into()),
+        ("EQUALS".into(), "a=b=c".into()),
+        (
+            "NOT_UTF8".into(),
+            OsString::from_vec(vec![0xff, 0xfe, 0x80]),
+        ),
+        ("ENVINIT_GRACE".into(), "5s".into()),
+    ];
+    let mut spec = Spec::pid1(["env", "-0"]).env_clear();
+    for (k, v) in &vars {
+        spec = spec.env(k, v);
+    }
+    let out = spec.run();
+    out.assert_code(0);
+    let mut got: Vec<&[u8]> = out
+        .stdout
+        .split(|&b| b == 0)
+        .filter(|e| !e.is_empty())
+        .collect();
+    got.sort();
+    let mut want_owned: Vec<Vec<u8>> = vars
+        .iter()
+        .map(|(k, v)| [k.as_encoded_bytes(), b"=", v.as_encoded_bytes()].concat())
+        .collect();
+    want_owned.sort();
+    let want: Vec<&[u8]> = want_owned.iter().map(Vec::as_slice).collect();
+    assert_eq!(
+        got,
+        want,
+        "the child's environment differs\n{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn the_working_directory_reaches_the_child() {
+    if !have_unshare() {
+        return;
+    }
+    let dir = TempDir::new("cwd dir");
+    let out = Spec::pid1(["pwd", "-P"]).cwd(dir.path()).run();
+    out.assert_code(0);
+    let want = std::fs::canonicalize(dir.path()).unwrap();
+    assert_eq!(
+        out.out(),
+        format!("{}\n", want.display()),
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn ten_mib_of_binary_stdin_and_stdout_pass_byte_exact() {
+    if !have_unshare() {
+        return;
+    }
+    let data = noise(10 << 20, 0x5eed);
+    let out = Spec::pid1(["cat"]).stdin(data.clone()).run();
+    out.assert_code(0);
+    assert_eq!(out.stdout.len(), data.len(), "stdout length");
+    assert!(out.stdout == data, "stdout differs from stdin");
+}
+
+#[test]
+fn ten_mib_of_binary_file_output_passes_byte_exact() {
+    if !have_unshare() {
+        return;
+    }
+    let dir = TempDir::new("bigfile");
+    let file = dir.join("data.bin");
+    let data = noise(10 << 20, 0xfeed);
+    std::fs::write(&file, &data).unwrap();
+    let out = Spec::pid1(["cat", file.as_str()]).run();
+    out.assert_code(0);
+    assert_eq!(out.stdout.len(), data.len(), "stdout length");
+    assert!(out.stdout == data, "stdout differs from the file");
+}
+
+#[test]
+fn stderr_passes_byte_exact() {
+    if !have_unshare() {
+        return;
+    }
+    let dir = TempDir::new("stderr");
+    let file = dir.join("data.bin");
+    let data = noise(1 << 20, 0xbeef);
+    std::fs::write(&file, &data).unwrap();
+    let out = Spec::pid1(["sh", "-c", r#"cat "$1" >&2"#, "sh", file.as_str()])
+        .env("ENVINIT_LOG", "off")
+        .run();
+    out.assert_code(0);
+    assert!(out.stdout.is_empty());
+    assert_eq!(out.stderr.len(), data.len(), "stderr length");
+    assert!(out.stderr == data, "stderr differs from the file");
+}
+
+/// Runs `ls -1 /proc/self/fd` under envinit started with `fds`; `ls` opens
+/// one fd (3) to list the directory, so the child must see exactly 0-3 plus
+/// whatever envinit itself was given (`extra`): envinit's own fds never
+/// reach the child, the fds it inherited pass through as they would through
+/// exec (systemd socket activation's LISTEN_FDS relies on that, and tini
+/// does the same).
+fn assert_child_sees_only(fds: Fds, extra: &[i32]) {
+    for mode in [Mode::Pid1, Mode::Direct] {
+        let args = ["ls", "-1", "/proc/self/fd"];
+        let spec = match mode {
+            Mode::Pid1 => Spec::pid1(args),
+            Mode::Direct => Spec::direct(args),
+        };
+        let out = spec.fds(fds).run();
+        out.assert_code(0);
+        let mut got: Vec<i32> = out.out().lines().filter_map(|l| l.parse().ok()).collect();
+        got.sort();
+        let mut want = vec![0, 1, 2, 3];
+        want.extend(extra);
+        assert_eq!(got, want, "{fds:?} {mode:?}: {}", out.describe());
+    }
+}
+
+#[test]
+fn envinits_own_fds_do_not_reach_the_child() {
+    if !have_unshare() {
+        return;
+    }
+    assert_child_sees_only(Fds::Clean, &[]);
+}
+
+#[test]
+fn fds_envinit_inherited_pass_through_to_the_child() {
+    if !have_unshare() {
+        return;
+    }
+    assert_child_sees_only(Fds::Leak, &[5, 9]);
+}
+
+// ---------------------------------------------------------------------------
+// Logs
+
+#[test]
+fn envinit_never_writes_to_stdout() {
+    if !have_unshare() {
+        return;
+    }
+    for level in ["trace", "debug", "info"] {
+        for format in ["text", "json"] {
+            for command in [&["true"][..], &["sh", "-c", "exit 3"], &["/nonexistent/x"]] {
+                let out = Spec::pid1(command)
+                    .env("ENVINIT_LOG", level)
+                    .env("ENVINIT_LOG_FORMAT", format)
+                    .run();
+                assert!(
+                    out.stdout.is_empty(),
+                    "{level} {format} {command:?}: {}",
+                    out.describe()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_default_level_prints_at_most_a_start_and_an_exit_line() {
+    if !have_unshare() {
+        return;
+    }
+    for command in [&["true"][..], &["sh", "-c", "exit 3"]] {
+        let out = Spec::pid1(command).run();
+        assert!(
+            out.err_lines().len() <= 2,
+            "{command:?}: too many lines at the default level\n{}",
+            out.describe()
+        );
+    }
+}
+
+#[test]
+fn debug_logs_go_to_stderr_only_and_say_more() {
+    if !have_unshare() {
+        return;
+    }
+    let normal = Spec::pid1(["sh", "-c", "echo out"]).run();
+    let debug = Spec::pid1(["sh", "-c", "echo out"])
+        .env("ENVINIT_LOG", "debug")
+        .run();
+    debug.assert_code(0);
+    assert_eq!(debug.out(), "out\n", "{}", debug.describe());
+    assert!(
+        debug.err_lines().len() > normal.err_lines().len(),
+        "debug prints no more than info\n--- info ---\n{}\n--- debug ---\n{}",
+        normal.err(),
+        debug.err()
+    );
+    assert!(
+        debug.err().to_lowercase().contains("debug"),
+        "no line marked debug\n{}",
+        debug.describe()
+    );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    if !have_unshare() {
+        return;
+    }
+    let out = Spec::pid1(["sh", "-c", "exit 3"])
+        .env("ENVINIT_LOG", "debug")
+        .env("ENVINIT_LOG_FORMAT", "json")
+        .run();
+    out.assert_code(3);
+    let lines = out.err_lines();
+    assert!(!lines.is_empty(), "no log lines\n{}", out.describe());
+    for line in &lines {
+        assert!(
+            line.starts_with('{') && line.ends_with('}') && line.contains("\":"),
+            "not a JSON object: {line}\n{}",
+            out.describe()
+        );
+    }
+}
+
+#[test]
+fn log_off_prints_nothing() {
+    if !have_unshare() {
+        return;
+    }
+    for command in [&["true"][..], &["sh", "-c", "exit 3"]] {
+        let out = Spec::pid1(command).env("ENVINIT_LOG", "off").run();
+        assert!(out.stderr.is_empty(), "{command:?}: {}", out.describe());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Signals
+
+#[test]
+fn catchable_signals_are_forwarded_to_the_child() {
+    if !have_unshare() {
+        return;
+    }
+    let Some(args) = with_py(&[], "report", &["--exit-on", "15"]) else {
+        return;
+    };
+    let run = Spec::pid1(&args).start();
+    run.wait_line("ready");
+    for signo in [sig::HUP, sig::USR1, sig::USR2, sig::WINCH, sig::RT40] {
+        run.signal(signo);
+        run.wait_line(&sig_line(signo, 1));
+    }
+    run.signal(sig::TERM);
+    let out = run.wait();
+    out.assert_code(0);
+    assert!(has_line(&out.out(), &sig_line(sig::TERM, 1)));
+}
+
+#[test]
+fn stop_signals_are_forwarded_and_the_childs_code_passes_through() {
+    if !have_unshare() {
+        return;
+    }
+    for signo in [sig::INT, sig::QUIT, sig::TERM] {
+        let exit_on = signo.to_string();
+        let Some(args) = with_py(
+            &["--grace", "60s"],
+            "report",
+            &["--exit-on", &exit_on, "--exit-code", "7"],
+        ) else {
+            return;
+        };
+        let run = Spec::pid1(&args).start();
+        run.wait_line("ready");
+        run.signal(signo);
+        let out = run.wait();
+        out.assert_code(7);
+        assert!(
+            has_line(&out.out(), &sig_line(signo, 1)),
+            "{signo}: {}",
+            out.describe()
+        );
+        assert!(out.elapsed < PROMPTLY, "{}", out.describe());
+    }
+}
+
+#[test]
+fn signals_go_to_the_child_alone_by_default() {
+    if !have_unshare() {
+        return;
+    }
+    let Some(args) = with_py(
+        &["--grace", "2s"],
+        "report",
+        &["--grandchild", "--exit-on", "15"],
+    ) else {
+        return;
+    };
+    let run = Spec::pid1(&args).start();
+    run.wait_line("ready");
+    run.wait_line("gc ready");
+    run.signal(sig::USR1);
+    run.wait_line(&sig_line(sig::USR1, 1));
+    run.signal(sig::TERM);
+    let out = run.wait();
+    out.assert_code(0);
+    assert!(
+        !out.out().contains("gc sig 10"),
+        "the grandchild got USR1 without --signal-group\n{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn signal_group_forwards_to_the_childs_whole_process_group() {
+    if !have_unshare() {
+        return;
+    }
+    let configs: [(&[&str], Option<Var>); 3] = [
+        (&["--signal-group"], None),
+        (&["--signal-group=yes"], None),
+        (&[], Some(("ENVINIT_SIGNAL_GROUP", "1"))),
+    ];
+    for (options, env) in configs {
+        let Some(args) = with_py(options, "report", &["--grandchild", "--exit-on", "15"]) else {
+            return;
+        };
+        let mut spec = Spec::pid1(&args);
+        if let Some((k, v)) = env {
+            spec = spec.env(k, v);
+        }
+        let run = spec.start();
+        run.wait_line("ready");
+        run.wait_line("gc ready");
+        run.signal(sig::USR1);
+        run.wait_line(&sig_line(sig::USR1, 1));
+        run.wait_line(&format!("gc {}", sig_line(sig::USR1, 1)));
+        run.signal(sig::TERM);
+        let out = run.wait();
+        out.assert_code(0);
+        assert!(
+            has_line(&out.out(), &format!("gc {}", sig_line(sig::TERM, 1))),
+            "{options:?} {env:?}: {}",
+            out.describe()
+        );
+    }
+}
+
+#[test]
+fn rewrite_term_to_quit_forwards_quit() {
+    if !have_unshare() {
+        return;
+    }
+    // The command line wins over ENVINIT_REWRITE.
+    let configs: [(&[&str], Option<Var>, i32); 3] = [
+        (&["--rewrite", "TERM:QUIT"], None, sig::QUIT),
+        (
+            &[],
+            Some(("ENVINIT_REWRITE", "SIGTERM:HUP,USR1:none")),
+            sig::HUP,
+        ),
+        (
+            &["--rewrite=15:QUIT"],
+            Some(("ENVINIT_REWRITE", "TERM:HUP")),
+            sig::QUIT,
+        ),
+    ];
+    for (options, env, want) in configs {
+        let want_s = want.to_string();
+        let Some(args) = with_py(options, "report", &["--exit-on", &want_s]) else {
+            return;
+        };
+        let mut spec = Spec::pid1(&args);
+        if let Some((k, v)) = env {
+            spec = spec.env(k, v);
+        }
+        let run = spec.start();
+        run.wait_line("ready");
+        run.signal(sig::TERM);
+        let out = run.wait();
+        out.assert_code(0);
+        let text = out.out();
+        assert!(
+            has_line(&text, &sig_line(want, 1)),
+            "{options:?} {env:?}: {}",
+            out.describe()
+        );
+        assert!(
+            !text.contains("sig 15 "),
+            "{options:?} {env:?}: TERM itself was forwarded\n{}",
+            out.describe()
+        );
+    }
+}
+
+#[test]
+fn rewrite_to_none_drops_the_signal() {
+    if !have_unshare() {
+        return;
+    }
+    let Some(args) = with_py(&["--rewrite", "USR1:none"], "report", &["--exit-on", "15"]) else {
+        return;
+    };
+    let run = Spec::pid1(&args).start();
+    run.wait_line("ready");
+    run.signal_taken(sig::USR1);
+    run.signal(sig::USR2);
+    run.wait_line(&sig_line(sig::USR2, 1));
+    run.signal(sig::TERM);
+    let out = run.wait();
+    out.assert_code(0);
+    assert!(
+        !out.out().contains("sig 10 "),
+        "USR1 was forwarded despite USR1:none\n{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn a_signal_storm_neither_crashes_nor_hangs_envinit() {
+    if !have_unshare() {
+        return;
+    }
+    let Some(args) = with_py(&[], "report", &["--exit-on", "15", "--exit-code", "5"]) else {
+        return;
+    };
+    let run = Spec::pid1(&args).start();
+    run.wait_line("ready");
+    let init = run.init_pid();
+    for i in 0..5000 {
+        common::send(init, sig::USR1)
+            .unwrap_or_else(|e| panic!("envinit is gone after {i} USR1: {e}"));
+    }
+    for i in 0..1000 {
+        common::send(init, sig::RT40)
+            .unwrap_or_else(|e| panic!("envinit is gone after {i} RT signals: {e}"));
+    }
+    // Still alive and still forwarding.
+    run.wait_line(&sig_line(sig::USR1, 1));
+    run.wait_line(&sig_line(sig::RT40, 1));
+    run.signal(sig::TERM);
+    let out = run.wait();
+    out.assert_code(5);
+}
+
+// ---------------------------------------------------------------------------
+// Reaping
+
+#[test]
+fn thousands_of_orphans_are_reaped_while_the_child_runs() {
+    if !have_unshare() {
+        return;
+    }
+    let Some(args) = with_py(&[], "zombies", &["2000"]) else {
+        return;
+    };
+    let out = Spec::pid1(&args).run();
+    assert!(
+        has_line(&out.out(), "orphans 2000 zombies 0"),
+        "zombies were left\n{}",
+        out.describe()
+    );
+    out.assert_code(0);
+}
+
+#[test]
+fn not_pid1_it_becomes_a_subreaper_and_reaps_orphans_quietly() {
+    if !have_unshare() {
+        return;
+    }
+    let Some(args) = with_py(&[], "orphan", &["--orphan-exits", "--then", "reaped"]) else {
+        return;
+    };
+    let run = Spec::direct(&args).start();
+    let init = run.init_pid();
+    let out = run.wait();
+    let text = out.out();
+    let reparented = common::lines(&text)
+        .find_map(|l| l.strip_prefix("orphan pid "))
+        .and_then(|rest| rest.split_once(" ppid "))
+        .map(|(_, ppid)| ppid.to_string());
+    assert_eq!(
+        reparented.as_deref(),
+        Some(init.to_string().as_str()),
+        "the orphan was not reparented to envinit (pid {init})\n{}",
+        out.describe()
+    );
+    assert!(has_line(&text, "orphan reaped"), "{}", out.describe());
+    out.assert_code(0);
+    let err = out.err().to_lowercase();
+    assert!(
+        !err.contains("warn") && out.err_lines().len() <= 2,
+        "not PID 1 should be quiet at the default level\n{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn becoming_a_subreaper_is_said_once_at_debug_level_and_only_when_not_pid1() {
+    if !have_unshare() {
+        return;
+    }
+    let subreaper_lines = |out: &Finished| {
+        out.err_lines()
+            .iter()
+            .filter(|l| l.to_lowercase().contains("subreaper"))
+            .count()
+    };
+    let direct = Spec::direct(["true"]).env("ENVINIT_LOG", "debug").run();
+    direct.assert_code(0);
+    assert_eq!(subreaper_lines(&direct), 1, "{}", direct.describe());
+    let quiet = Spec::direct(["true"]).run();
+    assert_eq!(subreaper_lines(&quiet), 0, "{}", quiet.describe());
+    let pid1 = Spec::pid1(["true"]).env("ENVINIT_LOG", "debug").run();
+    pid1.assert_code(0);
+    assert_eq!(subreaper_lines(&pid1), 0, "{}", pid1.describe());
+}
+
+// ---------------------------------------------------------------------------
+// Shutdown
+
+#[test]
+fn term_is_forwarded_and_envinit_exits_promptly_with_the_childs_status() {
+    if !have_unshare() {
+        return;
+    }
+    let run = Spec::pid1(["--grace", "60s", "sleep", "1000"]).start();
+    run.main_child("sleep");
+    let sent = Instant::now();
+    run.signal(sig::TERM);
+    let out = run.wait();
+    out.assert_code(143);
+    assert!(
+        sent.elapsed() < PROMPTLY,
+        "waited for the grace period instead of the child\n{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn a_child_ignoring_term_is_killed_after_the_grace_period() {
+    if !have_unshare() {
+        return;
+    }
+    let child = ["sh", "-c", "trap '' TERM; exec sleep 1000"];
+    for (options, env) in [
+        (&["--grace", "1s"][..], None),
+        (&[][..], Some(("ENVINIT_GRACE", "1s"))),
+        (&["--grace=1000ms"][..], Some(("ENVINIT_GRACE", "60s"))),
+    ] {
+        let mut args = os(options);
+        args.extend(os(&child));
+        let mut spec = Spec::pid1(&args);
+        if let Some((k, v)) = env {
+            spec = spec.env(k, v);
+        }
+        let run = spec.start();
+        run.main_child("sleep");
+        let sent = Instant::now();
+        run.signal(sig::TERM);
+        let out = run.wait();
+        let took = sent.elapsed();
+        assert_eq!(
+            out.code,
+            Some(137),
+            "{options:?} {env:?}: {}",
+            out.describe()
+        );
+        assert!(took < PROMPTLY, "{options:?} {env:?}: took {took:?}");
+        assert!(
+            took >= Duration::from_millis(900),
+            "{options:?} {env:?}: killed after {took:?}, before the 1 s grace"
+        );
+    }
+}
+
+#[test]
+fn a_stopped_child_is_continued_after_term_so_the_stop_does_not_hang() {
+    if !have_unshare() {
+        return;
+    }
+    let run = Spec::pid1(["--grace", "60s", "sleep", "1000"]).start();
+    let child = run.main_child("sleep");
+    common::send(child, sig::STOP).unwrap();
+    wait_until("the child to stop", common::EVENT_TIMEOUT, || {
+        stat(child).filter(|s| s.state == 'T').map(|_| ())
+    });
+    let sent = Instant::now();
+    run.signal(sig::TERM);
+    let out = run.wait();
+    out.assert_code(143);
+    assert!(sent.elapsed() < PROMPTLY, "{}", out.describe());
+}
+
+/// Reads the pid an orphan wrote to `pidfile`, waiting for the file.
+fn read_pidfile(pidfile: &str) -> i32 {
+    wait_until(
+        &format!("pid file {pidfile}"),
+        common::EVENT_TIMEOUT,
+        || std::fs::read_to_string(pidfile).ok()?.trim().parse().ok(),
+    )
+}
+
+#[test]
+fn a_stop_waits_for_orphans_and_kills_those_ignoring_term_not_pid1() {
+    if !have_unshare() {
+        return;
+    }
+    let dir = TempDir::new("stop-orphan");
+    let pidfile = dir.join("orphan.pid");
+    let Some(args) = with_py(
+        &["--grace", "1s"],
+        "orphan",
+        &[
+            "--on-term",
+            "ignore",
+            "--pidfile",
+            &pidfile,
+            "--then",
+            "wait",
+        ],
+    ) else {
+        return;
+    };
+    let run = Spec::direct(&args).start();
+    run.wait_line("ready");
+    let orphan = read_pidfile(&pidfile);
+    run.wait_stdout("the orphan to be reparented", |t| {
+        t.contains(&format!("orphan pid {orphan} ppid"))
+    });
+    assert!(alive(orphan));
+    let sent = Instant::now();
+    run.signal(sig::TERM);
+    let out = run.wait();
+    out.assert_code(143);
+    assert!(
+        !alive(orphan),
+        "the orphan {orphan} outlived envinit: {:?}\n{}",
+        stat(orphan),
+        out.describe()
+    );
+    assert!(out.pipes_closed, "something still holds stdout/stderr");
+    let took = sent.elapsed();
+    assert!(took < PROMPTLY, "took {took:?}");
+    assert!(
+        took >= Duration::from_millis(900),
+        "exited after {took:?}, before the 1 s grace for the orphan"
+    );
+}
+
+#[test]
+fn a_stop_waits_for_orphans_that_handle_term() {
+    if !have_unshare() {
+        return;
+    }
+    for mode in [Mode::Pid1, Mode::Direct] {
+        let dir = TempDir::new("stop-orphan-term");
+        let file = dir.join("said");
+        let Some(args) = with_py(
+            &["--grace", "60s"],
+            "orphan",
+            &["--on-term", "write", "--file", &file, "--then", "wait"],
+        ) else {
+            return;
+        };
+        let spec = match mode {
+            Mode::Pid1 => Spec::pid1(&args),
+            Mode::Direct => Spec::direct(&args),
+        };
+        let run = spec.start();
+        run.wait_line("ready");
+        run.wait_stdout("the orphan to be reparented", |t| t.contains("orphan pid "));
+        let sent = Instant::now();
+        run.signal(sig::TERM);
+        let out = run.wait();
+        out.assert_code(143);
+        assert_eq!(
+            std::fs::read_to_string(&file).ok().as_deref(),
+            Some("term"),
+            "{mode:?}: the orphan did not finish its TERM handler\n{}",
+            out.describe()
+        );
+        assert!(sent.elapsed() < PROMPTLY, "{mode:?}: {}", out.describe());
+    }
+}
+
+#[test]
+fn orphans_get_term_and_are_waited_for_when_the_child_exits_on_its_own() {
+    if !have_unshare() {
+        return;
+    }
+    let dir = TempDir::new("exit-orphan-term");
+    let file = dir.join("said");
+    let Some(args) = with_py(
+        &["--grace", "60s"],
+        "orphan",
+        &["--on-term", "write", "--file", &file, "--then", "exit:3"],
+    ) else {
+        return;
+    };
+    let out = Spec::pid1(&args).run();
+    out.assert_code(3);
+    assert_eq!(
+        std::fs::read_to_string(&file).ok().as_deref(),
+        Some("term"),
+        "the orphan did not get TERM (or was not waited for)\n{}",
+        out.describe()
+    );
+    assert!(out.elapsed < PROMPTLY, "{}", out.describe());
+}
+
+#[test]
+fn orphans_ignoring_term_are_killed_after_the_grace_when_the_child_exits() {
+    if !have_unshare() {
+        return;
+    }
+    for mode in [Mode::Pid1, Mode::Direct] {
+        let dir = TempDir::new("exit-orphan-kill");
+        let pidfile = dir.join("orphan.pid");
+        let Some(args) = with_py(
+            &["--grace", "1s"],
+            "orphan",
+            &[
+                "--on-term",
+                "ignore",
+                "--pidfile",
+                &pidfile,
+                "--then",
+                "exit:3",
+            ],
+        ) else {
+            return;
+        };
+        let spec = match mode {
+            Mode::Pid1 => Spec::pid1(&args),
+            Mode::Direct => Spec::direct(&args),
+        };
+        let run = spec.start();
+        let orphan = read_pidfile(&pidfile);
+        let out = run.wait();
+        out.assert_code(3);
+        assert!(out.elapsed < PROMPTLY, "{mode:?}: {}", out.describe());
+        assert!(
+            out.elapsed >= Duration::from_millis(900),
+            "{mode:?}: exited after {:?}, before the 1 s grace for the orphan",
+            out.elapsed
+        );
+        if mode == Mode::Direct {
+            assert!(
+                !alive(orphan),
+                "the orphan {orphan} outlived envinit: {:?}",
+                stat(orphan)
+            );
+            assert!(out.pipes_closed, "something still holds stdout/stderr");
+        }
+    }
+}
+
+#[test]
+fn pre_stop_delay_holds_the_first_stop_signal() {
+    if !have_unshare() {
+        return;
+    }
+    for (options, env) in [
+        (&["--pre-stop-delay", "2s"][..], None),
+        (&[][..], Some(("ENVINIT_PRE_STOP_DELAY", "2s"))),
+    ] {
+        let Some(args) = with_py(options, "report", &["--exit-on", "15"]) else {
+            return;
+        };
+        let mut spec = Spec::pid1(&args);
+        if let Some((k, v)) = env {
+            spec = spec.env(k, v);
+        }
+        let run = spec.start();
+        run.wait_line("ready");
+        let sent = Instant::now();
+        run.signal(sig::TERM);
+        let seen = run.wait_line(&sig_line(sig::TERM, 1));
+        let held = seen - sent;
+        let out = run.wait();
+        out.assert_code(0);
+        assert!(
+            held >= Duration::from_millis(1500),
+            "{options:?} {env:?}: TERM reached the child after {held:?}, not held ~2 s"
+        );
+        assert!(held < PROMPTLY, "{options:?} {env:?}: held {held:?}");
+    }
+}
+
+#[test]
+fn a_second_stop_signal_during_the_pre_stop_delay_forwards_at_once() {
+    if !have_unshare() {
+        return;
+    }
+    let Some(args) = with_py(&["--pre-stop-delay", "30s"], "report", &["--exit-on", "15"]) else {
+        return;
+    };
+    let run = Spec::pid1(&args).start();
+    run.wait_line("ready");
+    run.signal_taken(sig::TERM);
+    assert!(
+        count_lines(&run.stdout.text(), &sig_line(sig::TERM, 1)) == 0,
+        "the first TERM was not held"
+    );
+    let second = Instant::now();
+    run.signal(sig::TERM);
+    let seen = run.wait_line(&sig_line(sig::TERM, 1));
+    let out = run.wait();
+    out.assert_code(0);
+    assert!(seen - second < PROMPTLY, "{}", out.describe());
+}
