@@ -5,8 +5,8 @@
 //!
 //! # Theory of operation
 //!
-//! 1. Every template is read, parsed ([`template`]), checked and evaluated
-//!    ([`eval`]) in memory; every ini target is built ([`ini`]). Values come
+//! 1. Every template is read, parsed (`template.rs`), checked and evaluated
+//!    (`eval.rs`) in memory; every ini target is built (`ini.rs`). Values come
 //!    from one [`Values`]: the environment, the secrets directory, and the
 //!    container facts (computed only if a template names `container.*`).
 //! 2. Every problem of every file is collected, each on one line: templates'
@@ -14,7 +14,7 @@
 //!    contains a variable's or a secret's value, nor a list of variables.
 //! 3. Only when everything rendered, and not with `--check`, the files are
 //!    written, atomically and all-or-nothing as far as the filesystem allows
-//!    ([`files`]).
+//!    (`files.rs`).
 //!
 //! [`run`] is what `main` calls; [`run_with`] is the same over given values
 //! (tests, benchmarks); [`render_template`] renders one template's text.
@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 pub use eval::{MAX_OUTPUT, MAX_STEPS};
 pub use files::{MAX_DIR_DEPTH, MAX_FILES, MAX_TEMPLATE};
-pub use template::MAX_DEPTH;
+pub use template::{MAX_DEPTH, MAX_TAGS};
 pub use values::{MAX_FILES_TOTAL, MAX_VALUE, Values};
 
 use crate::settings::RenderSettings;

@@ -1,0 +1,456 @@
+//! Files: finding the templates (a file, or every file under a directory),
+//! reading them within limits, and writing the rendered files atomically.
+//!
+//! Promises:
+//! - Only regular files are read (a FIFO would block the start); a template
+//!   is at most [`MAX_TEMPLATE`] bytes; a directory walk stops at
+//!   [`MAX_DIR_DEPTH`] levels and [`MAX_FILES`] files.
+//! - Writes are two-phase: every output is first written to a temporary
+//!   file beside its DEST (created exclusively, written, given its mode,
+//!   fsynced); only when all of them are staged is each renamed over its
+//!   DEST, then the directories are fsynced. If staging fails, every
+//!   temporary file is removed and no DEST has changed. A DEST that is a
+//!   symlink is replaced by the rename, never followed.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The largest template file (4 MiB).
+pub const MAX_TEMPLATE: u64 = 4 << 20;
+
+/// The most template files one run renders (over all directories).
+pub const MAX_FILES: usize = 10_000;
+
+/// The deepest directory level rendered under a template directory.
+pub const MAX_DIR_DEPTH: usize = 32;
+
+/// One template file and where its output goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Job {
+    pub src: PathBuf,
+    pub dest: PathBuf,
+    /// The template's permission bits, which DEST gets.
+    pub mode: u32,
+}
+
+/// A rendered file, ready to write.
+#[derive(Debug)]
+pub(crate) struct Output {
+    pub dest: PathBuf,
+    pub bytes: Vec<u8>,
+    pub mode: u32,
+}
+
+/// The templates for one `--template SRC:DEST`: SRC itself, or every file
+/// under the directory SRC, sorted by path, with DEST paths mirroring the
+/// relative paths minus a trailing `.tmpl`. `count` is the number of
+/// template files found so far in this run.
+pub(crate) fn expand(src: &Path, dest: &Path, count: &mut usize) -> Result<Vec<Job>, Vec<String>> {
+    let meta = fs::metadata(src).map_err(|e| {
+        vec![format!(
+            "{}: cannot read the template ({}): check the path given to --template",
+            src.display(),
+            e.kind()
+        )]
+    })?;
+    if meta.is_file() {
+        *count += 1;
+        return Ok(vec![Job {
+            src: src.to_path_buf(),
+            dest: dest.to_path_buf(),
+            mode: meta.mode() & 0o777,
+        }]);
+    }
+    if !meta.is_dir() {
+        return Err(vec![format!(
+            "{}: not a regular file or directory: give a template file or directory",
+            src.display()
+        )]);
+    }
+    let mut jobs = Vec::new();
+    let mut problems = Vec::new();
+    walk(src, dest, 0, count, &mut jobs, &mut problems);
+    if problems.is_empty() {
+        Ok(jobs)
+    } else {
+        Err(problems)
+    }
+}
+
+fn walk(
+    dir: &Path,
+    dest: &Path,
+    depth: usize,
+    count: &mut usize,
+    jobs: &mut Vec<Job>,
+    problems: &mut Vec<String>,
+) {
+    if depth >= MAX_DIR_DEPTH {
+        problems.push(format!(
+            "{}: directories nested deeper than {MAX_DIR_DEPTH} levels (a symlink loop?): flatten the template directory",
+            dir.display()
+        ));
+        return;
+    }
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            problems.push(format!(
+                "{}: cannot list the template directory ({})",
+                dir.display(),
+                e.kind()
+            ));
+            return;
+        }
+    };
+    let mut names = BTreeSet::new();
+    for entry in entries {
+        match entry {
+            Ok(entry) => {
+                names.insert(entry.file_name());
+            }
+            Err(e) => problems.push(format!(
+                "{}: cannot list the template directory ({})",
+                dir.display(),
+                e.kind()
+            )),
+        }
+    }
+    for name in names {
+        let path = dir.join(&name);
+        let meta = match fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) => {
+                problems.push(format!(
+                    "{}: cannot read the template ({})",
+                    path.display(),
+                    e.kind()
+                ));
+                continue;
+            }
+        };
+        if meta.is_dir() {
+            walk(&path, &dest.join(&name), depth + 1, count, jobs, problems);
+        } else if meta.is_file() {
+            *count += 1;
+            if *count > MAX_FILES {
+                if *count == MAX_FILES + 1 {
+                    problems.push(format!(
+                        "{}: more than {MAX_FILES} template files: render fewer files",
+                        path.display()
+                    ));
+                }
+                continue;
+            }
+            jobs.push(Job {
+                src: path,
+                dest: dest.join(strip_tmpl(name)),
+                mode: meta.mode() & 0o777,
+            });
+        } else {
+            problems.push(format!(
+                "{}: not a regular file or directory: remove it from the template directory",
+                path.display()
+            ));
+        }
+    }
+}
+
+/// `php.ini.tmpl` -> `php.ini`; a name that is only `.tmpl` is kept.
+fn strip_tmpl(name: OsString) -> OsString {
+    let bytes = name.as_bytes();
+    match bytes.strip_suffix(b".tmpl") {
+        Some(stem) if !stem.is_empty() => OsString::from_vec(stem.to_vec()),
+        _ => name,
+    }
+}
+
+/// Reads a template of at most [`MAX_TEMPLATE`] bytes.
+pub(crate) fn read_template(path: &Path) -> Result<Vec<u8>, String> {
+    let fail = |e: io::Error| {
+        format!(
+            "{}: cannot read the template ({})",
+            path.display(),
+            e.kind()
+        )
+    };
+    let too_large = || {
+        format!(
+            "{}: the template is larger than 4 MiB: split it into several templates",
+            path.display()
+        )
+    };
+    let file = File::open(path).map_err(fail)?;
+    let meta = file.metadata().map_err(fail)?;
+    if !meta.is_file() {
+        return Err(format!("{}: not a regular file", path.display()));
+    }
+    if meta.len() > MAX_TEMPLATE {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_TEMPLATE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(fail)?;
+    if bytes.len() as u64 > MAX_TEMPLATE {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// Checks, without changing anything, that `dest` can be replaced by a
+/// file: it must not be a directory.
+pub(crate) fn check_dest(dest: &Path) -> Result<(), String> {
+    match fs::symlink_metadata(dest) {
+        Ok(meta) if meta.is_dir() => Err(format!(
+            "{}: DEST is a directory: give the path of the file to write",
+            dest.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A temporary file written and synced, waiting for its rename.
+struct Staged {
+    temp: PathBuf,
+    dest: PathBuf,
+}
+
+/// Writes every output atomically (see the module doc). On error, the
+/// problems; when staging failed, no DEST was touched.
+pub(crate) fn write_all(outputs: &[Output]) -> Result<(), Vec<String>> {
+    let mut staged: Vec<Staged> = Vec::with_capacity(outputs.len());
+    let mut problems = Vec::new();
+    for (n, output) in outputs.iter().enumerate() {
+        match stage(output, n) {
+            Ok(s) => staged.push(s),
+            Err(message) => {
+                problems.push(message);
+                break;
+            }
+        }
+    }
+    if !problems.is_empty() {
+        for s in &staged {
+            let _ = fs::remove_file(&s.temp);
+        }
+        return Err(problems);
+    }
+    let mut dirs = BTreeSet::new();
+    for s in &staged {
+        match fs::rename(&s.temp, &s.dest) {
+            Ok(()) => {
+                dirs.insert(parent_of(&s.dest).to_path_buf());
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&s.temp);
+                problems.push(format!(
+                    "{}: cannot replace the file ({}); files listed before it were written",
+                    s.dest.display(),
+                    e.kind()
+                ));
+            }
+        }
+    }
+    for dir in dirs {
+        // Makes the renames durable; a directory that cannot be opened or
+        // synced (some filesystems refuse) does not undo the write.
+        if let Ok(d) = File::open(&dir) {
+            let _ = d.sync_all();
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn stage(output: &Output, n: usize) -> Result<Staged, String> {
+    let dest = &output.dest;
+    let fail =
+        |what: &str, e: io::Error| format!("{}: cannot {what} ({})", dest.display(), e.kind());
+    check_dest(dest)?;
+    let dir = parent_of(dest);
+    fs::create_dir_all(dir).map_err(|e| fail("create its directory", e))?;
+    let mut attempt = 0u32;
+    let (temp, mut file) = loop {
+        let temp = dir.join(format!(".envinit-{}-{n}-{attempt}.tmp", std::process::id()));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+        {
+            Ok(file) => break (temp, file),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 1000 => attempt += 1,
+            Err(e) => return Err(fail("create a temporary file beside it", e)),
+        }
+    };
+    let written = file
+        .write_all(&output.bytes)
+        .and_then(|()| file.set_permissions(fs::Permissions::from_mode(output.mode)))
+        .and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        drop(file);
+        let _ = fs::remove_file(&temp);
+        return Err(fail("write a temporary file beside it", e));
+    }
+    Ok(Staged {
+        temp,
+        dest: dest.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn tempdir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("envinit-files-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn directories_expand_recursively() {
+        let dir = tempdir("expand");
+        let src = dir.join("src");
+        fs::create_dir_all(src.join("conf.d/deep")).unwrap();
+        fs::write(src.join("php.ini.tmpl"), "x").unwrap();
+        fs::write(src.join("conf.d/a.conf"), "y").unwrap();
+        fs::write(src.join("conf.d/deep/.tmpl"), "z").unwrap();
+        fs::set_permissions(src.join("conf.d/a.conf"), fs::Permissions::from_mode(0o640)).unwrap();
+        let mut count = 0;
+        let jobs = expand(&src, Path::new("/out"), &mut count).unwrap();
+        let pairs: Vec<_> = jobs
+            .iter()
+            .map(|j| {
+                (
+                    j.src.strip_prefix(&src).unwrap().to_path_buf(),
+                    j.dest.clone(),
+                    j.mode,
+                )
+            })
+            .collect();
+        assert_eq!(
+            pairs,
+            vec![
+                ("conf.d/a.conf".into(), "/out/conf.d/a.conf".into(), 0o640),
+                (
+                    "conf.d/deep/.tmpl".into(),
+                    "/out/conf.d/deep/.tmpl".into(),
+                    0o644
+                ),
+                ("php.ini.tmpl".into(), "/out/php.ini".into(), 0o644),
+            ]
+        );
+        assert_eq!(count, 3);
+    }
+
+    #[test]
+    fn symlink_loops_and_missing_sources_are_reported() {
+        let dir = tempdir("loop");
+        let src = dir.join("src");
+        fs::create_dir_all(&src).unwrap();
+        symlink(&src, src.join("again")).unwrap();
+        let mut count = 0;
+        let e = expand(&src, Path::new("/out"), &mut count).unwrap_err();
+        assert!(e[0].contains("nested deeper"), "{e:?}");
+        let e = expand(&dir.join("nope"), Path::new("/out"), &mut count).unwrap_err();
+        assert!(e[0].contains("cannot read the template"), "{e:?}");
+    }
+
+    #[test]
+    fn templates_are_size_limited() {
+        let dir = tempdir("size");
+        let big = dir.join("big");
+        let f = File::create(&big).unwrap();
+        f.set_len(MAX_TEMPLATE + 1).unwrap();
+        assert!(
+            read_template(&big)
+                .unwrap_err()
+                .contains("larger than 4 MiB")
+        );
+        f.set_len(MAX_TEMPLATE).unwrap();
+        assert_eq!(read_template(&big).unwrap().len() as u64, MAX_TEMPLATE);
+    }
+
+    #[test]
+    fn writes_replace_symlinks_and_create_directories() {
+        let dir = tempdir("write");
+        let target = dir.join("target");
+        fs::write(&target, "keep").unwrap();
+        let link = dir.join("link");
+        symlink(&target, &link).unwrap();
+        let nested = dir.join("a/b/c.conf");
+        write_all(&[
+            Output {
+                dest: link.clone(),
+                bytes: b"new".to_vec(),
+                mode: 0o640,
+            },
+            Output {
+                dest: nested.clone(),
+                bytes: b"deep".to_vec(),
+                mode: 0o600,
+            },
+        ])
+        .unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"keep");
+        let meta = fs::symlink_metadata(&link).unwrap();
+        assert!(meta.is_file());
+        assert_eq!(meta.mode() & 0o777, 0o640);
+        assert_eq!(fs::read(&link).unwrap(), b"new");
+        assert_eq!(fs::read(&nested).unwrap(), b"deep");
+        assert_eq!(fs::metadata(&nested).unwrap().mode() & 0o777, 0o600);
+        let leftovers: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".envinit-"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn a_failed_stage_changes_nothing() {
+        let dir = tempdir("fail");
+        let first = dir.join("first");
+        fs::write(&first, "old").unwrap();
+        fs::create_dir_all(dir.join("isdir")).unwrap();
+        let e = write_all(&[
+            Output {
+                dest: first.clone(),
+                bytes: b"new".to_vec(),
+                mode: 0o644,
+            },
+            Output {
+                dest: dir.join("isdir"),
+                bytes: b"x".to_vec(),
+                mode: 0o644,
+            },
+        ])
+        .unwrap_err();
+        assert!(e[0].contains("DEST is a directory"), "{e:?}");
+        assert_eq!(fs::read(&first).unwrap(), b"old");
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+}

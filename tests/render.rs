@@ -1,0 +1,442 @@
+//! Integration tests of rendering: the built binary renders real configs
+//! (the templates in examples/templates) and the real programs read them
+//! back: php, nginx, java, my_print_defaults. A test whose program is
+//! missing prints why it skips, except under CI=true, where it fails.
+//! Every command runs under a timeout; nothing sleeps.
+
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use envinit::container::Facts;
+use envinit::render::{self, Values};
+use envinit::settings::{PathPair, RenderSettings};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/templates")
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("envinit-it-render-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// True when `program` is on PATH. Otherwise the test skips, with a reason,
+/// or fails under CI=true (a silent skip in CI would hide a broken setup).
+fn have(program: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|paths| {
+            std::env::split_paths(&paths).any(|dir| {
+                fs::metadata(dir.join(program))
+                    .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                    .unwrap_or(false)
+            })
+        })
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{program} is not installed, and CI=true: install it in .ci/run");
+        }
+        eprintln!("skipping: {program} is not installed");
+    }
+    found
+}
+
+/// Runs `cmd` to completion, failing the test after [`TIMEOUT`].
+fn run(mut cmd: Command) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    let pid = child.id() as i32;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(TIMEOUT) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!("{cmd:?} did not finish within {TIMEOUT:?}");
+        }
+    }
+}
+
+/// envinit with a clean environment: PATH plus `env`.
+fn envinit(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_envinit"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn pair(src: &Path, dest: &Path) -> String {
+    format!("{}:{}", src.display(), dest.display())
+}
+
+#[test]
+fn php_reads_the_rendered_php_ini() {
+    if !have("php") {
+        return;
+    }
+    let dir = tempdir("php");
+    let dest = dir.join("php.ini");
+    let out = run(envinit(
+        &[
+            "-t",
+            &pair(&examples().join("php.ini.tmpl"), &dest),
+            "--",
+            "php",
+            "-c",
+            dest.to_str().unwrap(),
+            "-r",
+            r#"echo ini_get("memory_limit"), " ", ini_get("error_reporting"), " ", ini_get("date.timezone"), " ", ini_get("display_errors");"#,
+        ],
+        &[
+            ("PHP_MEMORY_LIMIT", "1G"),
+            ("TZ", "Europe/Paris"),
+            ("PHP_DISPLAY_ERRORS", "off"),
+        ],
+    ));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "1G 22527 Europe/Paris ");
+}
+
+#[test]
+fn php_and_my_print_defaults_read_ini_targets() {
+    let dir = tempdir("ini");
+    let php_ini = dir.join("zz-env.ini");
+    let my_cnf = dir.join("my.cnf");
+    let env = [
+        ("PHP_INI_memory_limit", "512M"),
+        ("PHP_INI_error_reporting", "E_ALL & ~E_NOTICE"),
+        ("PHP_INI_session.save_path", "tcp://redis:6379?auth=p\"w;x"),
+        ("MYSQL_CNF_mysqld__innodb_buffer_pool_size", "1G"),
+        ("MYSQL_CNF_mysqld__skip-name-resolve", ""),
+        ("MYSQL_CNF_mysqld__init_connect", "SET NAMES utf8mb4"),
+        ("MYSQL_CNF_client__password", "se\"cr\\et #1"),
+    ];
+    let ini_args = |tail: &[&str]| -> Vec<String> {
+        let mut args = vec![
+            "--ini".to_string(),
+            format!("PHP_INI_:{}", php_ini.display()),
+            "--ini".to_string(),
+            format!("MYSQL_CNF_:{}", my_cnf.display()),
+            "--".to_string(),
+        ];
+        args.extend(tail.iter().map(|s| s.to_string()));
+        args
+    };
+    if have("php") {
+        let args = ini_args(&[
+            "php",
+            "-c",
+            php_ini.to_str().unwrap(),
+            "-r",
+            r#"echo ini_get("memory_limit"), "|", ini_get("error_reporting"), "|", ini_get("session.save_path");"#,
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(envinit(&args, &env));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "512M|32759|tcp://redis:6379?auth=p\"w;x");
+    }
+    if have("my_print_defaults") {
+        let file = format!("--defaults-file={}", my_cnf.display());
+        let args = ini_args(&["my_print_defaults", &file, "mysqld", "client"]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(envinit(&args, &env));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stdout),
+            "--password=se\"cr\\et #1\n--init_connect=SET NAMES utf8mb4\n--innodb_buffer_pool_size=1G\n--skip-name-resolve=\n"
+        );
+    }
+}
+
+#[test]
+fn nginx_accepts_the_rendered_nginx_conf() {
+    if !have("nginx") {
+        return;
+    }
+    let dir = tempdir("nginx");
+    let dest = dir.join("nginx.conf");
+    let prefix = format!("{}/", dir.display());
+    let pid = dir.join("nginx.pid");
+    for upstreams in ["", "127.0.0.1:9000, 127.0.0.2:9000"] {
+        let out = run(envinit(
+            &[
+                "-t",
+                &pair(&examples().join("nginx.conf.tmpl"), &dest),
+                "--",
+                "nginx",
+                "-t",
+                "-q",
+                "-p",
+                &prefix,
+                "-e",
+                "/dev/stderr",
+                "-c",
+                dest.to_str().unwrap(),
+            ],
+            &[
+                ("NGINX_PID_FILE", pid.to_str().unwrap()),
+                ("NGINX_UPSTREAMS", upstreams),
+            ],
+        ));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let conf = fs::read_to_string(&dest).unwrap();
+        // envinit ran in this test's cgroup, so it saw the same facts.
+        let cpus = Facts::detect().cpus;
+        assert!(
+            conf.contains(&format!("worker_processes {cpus};\n")),
+            "{conf}"
+        );
+        assert!(conf.contains(&format!("'{{\"status\":\"up\",\"workers\":{cpus}}}'")));
+        assert_eq!(
+            conf.contains("server 127.0.0.2:9000;"),
+            !upstreams.is_empty()
+        );
+    }
+}
+
+fn java_flags(options: &Path) -> String {
+    let mut cmd = Command::new("java");
+    cmd.arg(format!("@{}", options.display()))
+        .args(["-XX:+PrintFlagsFinal", "-version"]);
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+fn flag(flags: &str, name: &str) -> String {
+    flags
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(name))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .unwrap_or_else(|| panic!("{name} not in java's flags"))
+        .to_string()
+}
+
+#[test]
+fn java_applies_the_rendered_options() {
+    if !have("java") {
+        return;
+    }
+    let dir = tempdir("java");
+    // With a 1 GiB limit and 2 CPUs (facts given to the library): the heap
+    // is 75% of the limit.
+    let dest = dir.join("jvm.options");
+    let settings = RenderSettings {
+        templates: vec![PathPair {
+            src: examples().join("jvm.options.tmpl"),
+            dest: dest.clone(),
+        }],
+        ..RenderSettings::default()
+    };
+    let values = Values::new(
+        [(
+            OsString::from("JAVA_PROPERTIES"),
+            OsString::from("app.mode=test"),
+        )],
+        dir.join("secrets"),
+    )
+    .with_container(|| Facts {
+        memory_bytes: 1 << 30,
+        memory_limited: true,
+        cpus: 2,
+    });
+    render::run_with(&settings, &values).unwrap();
+    let flags = java_flags(&dest);
+    assert_eq!(flag(&flags, "MaxHeapSize"), (768u64 << 20).to_string());
+    assert_eq!(flag(&flags, "ActiveProcessorCount"), "2");
+
+    // Through the binary, with this machine's real facts.
+    let out = run(envinit(
+        &[
+            "--check",
+            "-t",
+            &pair(&examples().join("jvm.options.tmpl"), &dest),
+        ],
+        &[],
+    ));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(envinit(
+        &[
+            "-t",
+            &pair(&examples().join("jvm.options.tmpl"), &dest),
+            "true",
+        ],
+        &[("JAVA_MAX_RAM_PERCENTAGE", "50.0")],
+    ));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let facts = Facts::detect();
+    let flags = java_flags(&dest);
+    if facts.memory_limited {
+        let mib = facts.memory_bytes / (1 << 20) * 75 / 100;
+        assert!(
+            fs::read_to_string(&dest)
+                .unwrap()
+                .contains(&format!("-Xmx{mib}m\n"))
+        );
+    } else {
+        assert_eq!(flag(&flags, "MaxRAMPercentage"), "50.000000");
+    }
+    assert_eq!(flag(&flags, "ActiveProcessorCount"), facts.cpus.to_string());
+}
+
+#[test]
+fn bad_templates_exit_78_report_everything_and_change_nothing() {
+    let dir = tempdir("errors");
+    let secrets = dir.join("secrets");
+    fs::create_dir_all(&secrets).unwrap();
+    fs::write(secrets.join("db_password"), "hunter2\n").unwrap();
+    let a = dir.join("a.conf.tmpl");
+    let b = dir.join("b.conf.tmpl");
+    fs::write(
+        &a,
+        "user = {{ DB_USER }}\npassword = {{ secrets.db_password }}\n",
+    )
+    .unwrap();
+    fs::write(&b, "# b\nhost = {{ DB_HOST | upper }}\nx = {{ BOTH }}\n").unwrap();
+    let dest_a = dir.join("a.conf");
+    let dest_b = dir.join("b.conf");
+    let old = b"old content \xff\n";
+    fs::write(&dest_b, old).unwrap();
+    let marker = dir.join("child-ran");
+    let out = run(envinit(
+        &[
+            "--secrets-dir",
+            secrets.to_str().unwrap(),
+            "-t",
+            &pair(&a, &dest_a),
+            "-t",
+            &pair(&b, &dest_b),
+            "--",
+            "touch",
+            marker.to_str().unwrap(),
+        ],
+        &[("BOTH", "visible-value"), ("BOTH_FILE", "/run/secret-path")],
+    ));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    for line in [
+        format!("{}:1:11: DB_USER is not set", a.display()),
+        format!("{}:2:11: DB_HOST is not set", b.display()),
+        format!("{}:3:8: both BOTH and BOTH_FILE are set", b.display()),
+    ] {
+        assert!(stderr.contains(&line), "missing {line:?} in:\n{stderr}");
+    }
+    for secret in ["hunter2", "visible-value", "/run/secret-path"] {
+        assert!(!stderr.contains(secret), "{secret} leaked:\n{stderr}");
+    }
+    assert!(!stderr.contains("PATH"), "{stderr}");
+    assert!(!dest_a.exists());
+    assert_eq!(fs::read(&dest_b).unwrap(), old);
+    assert!(!marker.exists(), "the child ran");
+    let leftovers: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 4, "{leftovers:?}");
+}
+
+#[test]
+fn check_renders_everything_and_writes_and_runs_nothing() {
+    let dir = tempdir("check");
+    let out_dir = dir.join("out");
+    let out = run(envinit(
+        &["--check", "-t", &pair(&examples(), &out_dir)],
+        &[],
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!out_dir.exists());
+    let bad = dir.join("bad.tmpl");
+    fs::write(&bad, "{{ if X }}\n{{ Y | nope }}\n").unwrap();
+    let out = run(envinit(&["--check", "-t", &pair(&bad, &out_dir)], &[]));
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}:1:4: this if is never closed", bad.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{}:2:8: unknown formatter \"nope\"",
+            bad.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn directories_render_recursively_with_modes_and_replace_symlinks() {
+    let dir = tempdir("tree");
+    let src = dir.join("src");
+    fs::create_dir_all(src.join("conf.d")).unwrap();
+    fs::write(src.join("app.conf.tmpl"), "name={{ NAME }}\n").unwrap();
+    fs::write(src.join("conf.d/extra.conf"), "static {\n}\n").unwrap();
+    fs::set_permissions(src.join("app.conf.tmpl"), fs::Permissions::from_mode(0o640)).unwrap();
+    let out_dir = dir.join("out");
+    fs::create_dir_all(&out_dir).unwrap();
+    let elsewhere = dir.join("elsewhere");
+    fs::write(&elsewhere, "untouched").unwrap();
+    symlink(&elsewhere, out_dir.join("app.conf")).unwrap();
+    let out = run(envinit(
+        &["-t", &pair(&src, &out_dir), "true"],
+        &[("NAME", "demo")],
+    ));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let app = out_dir.join("app.conf");
+    assert!(fs::symlink_metadata(&app).unwrap().is_file());
+    assert_eq!(fs::read_to_string(&app).unwrap(), "name=demo\n");
+    assert_eq!(
+        fs::metadata(&app).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    assert_eq!(fs::read_to_string(&elsewhere).unwrap(), "untouched");
+    assert_eq!(
+        fs::read_to_string(out_dir.join("conf.d/extra.conf")).unwrap(),
+        "static {\n}\n"
+    );
+}
+
+#[test]
+fn non_utf8_variables_only_matter_when_referenced() {
+    let dir = tempdir("utf8");
+    let t = dir.join("t.tmpl");
+    fs::write(&t, "{{ GOOD }}").unwrap();
+    let dest = dir.join("t");
+    let mut cmd = envinit(&["-t", &pair(&t, &dest), "true"], &[("GOOD", "ok")]);
+    cmd.env("JUNK", OsString::from_vec(vec![0xff, 0xfe]));
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(fs::read_to_string(&dest).unwrap(), "ok");
+    fs::write(&t, "{{ JUNK }}").unwrap();
+    let mut cmd = envinit(&["-t", &pair(&t, &dest), "true"], &[]);
+    cmd.env("JUNK", OsString::from_vec(vec![0xff, 0xfe]));
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(text(&out.stderr).contains(&format!("{}:1:4: JUNK is not valid UTF-8", t.display())));
+}
