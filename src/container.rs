@@ -72,21 +72,28 @@ const MEMINFO_CAP: u64 = 16 * 1024;
 /// The deepest cgroup walk, from the process's cgroup up to the mount root.
 const MAX_DEPTH: usize = 64;
 
+/// Online CPUs as the C library counts them (a fallback when sysfs is not
+/// readable). Not `std::thread::available_parallelism`: that re-reads the
+/// cgroup files itself and costs kilobytes of binary.
+fn online_cpus_from_libc() -> u64 {
+    // SAFETY: sysconf takes and returns plain integers.
+    let n = unsafe { nix::libc::sysconf(nix::libc::_SC_NPROCESSORS_ONLN) };
+    u64::try_from(n).unwrap_or(1).max(1)
+}
+
 impl Facts {
     /// This process's container facts, read from "/".
     ///
     /// Never fails: see the module documentation for the fallbacks.
     pub fn detect() -> Facts {
-        detect_with(Path::new("/"), || {
-            std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
-        })
+        detect_with(Path::new("/"), online_cpus_from_libc)
     }
 
     /// The same, with every path (`/proc/self/cgroup`, `/proc/self/mountinfo`,
     /// cgroup files, `/proc/meminfo`, `/sys/devices/system/cpu/online`) read
     /// under `root`, for tests. When the online CPU list is unreadable the
-    /// count falls back to 1 (where [`Facts::detect`] asks the standard
-    /// library), so nothing outside `root` is read.
+    /// count falls back to 1 (where [`Facts::detect`] asks the C library),
+    /// so nothing outside `root` is read.
     pub fn detect_under(root: &Path) -> Facts {
         detect_with(root, || 1)
     }

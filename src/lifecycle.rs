@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use nix::libc;
 
-use crate::settings::SuperviseSettings;
+use crate::settings::{SuperviseSettings, format_duration};
 use crate::signals;
 
 /// The signal calls the lifecycle makes. Implementations ignore "no such
@@ -134,7 +134,7 @@ impl Lifecycle {
             Phase::Running if !self.pre_stop_delay.is_zero() => {
                 tracing::info!(
                     signal = %signals::name(received),
-                    delay = ?self.pre_stop_delay,
+                    delay = format_duration(self.pre_stop_delay).as_str(),
                     "stop signal held for the pre-stop delay"
                 );
                 self.cause = Some(StopCause::Signal(received));
@@ -194,7 +194,10 @@ impl Lifecycle {
         {
             return;
         }
-        tracing::debug!(grace = ?self.grace, "main child gone: stopping the processes left");
+        tracing::debug!(
+            grace = format_duration(self.grace).as_str(),
+            "main child gone: stopping the processes left"
+        );
         self.others_told = true;
         os.signal_all(libc::SIGTERM);
         os.signal_all(libc::SIGCONT);
@@ -225,7 +228,10 @@ impl Lifecycle {
                 };
             }
             Phase::Draining { kill_at } if now >= kill_at => {
-                tracing::warn!(grace = ?self.grace, "grace period over: killing every process left");
+                tracing::warn!(
+                    grace = format_duration(self.grace).as_str(),
+                    "grace period over: killing every process left"
+                );
                 os.signal_all(libc::SIGKILL);
                 self.phase = Phase::Killed;
             }
