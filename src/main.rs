@@ -32,18 +32,22 @@ fn main() -> ExitCode {
 
     // 2. Render: config files from the environment, all or nothing.
     if !settings.render.is_empty() || settings.render.check {
-        if let Err(failure) = render::run(&settings.render) {
-            for problem in &failure.problems {
-                tracing::error!("{problem}");
+        match render::run(&settings.render) {
+            Ok(summary) if settings.render.check => {
+                tracing::info!(files = summary.rendered, "check passed: every file renders");
+                return ExitCode::SUCCESS;
             }
-            tracing::error!(
-                count = failure.problems.len(),
-                "nothing was written and nothing started"
-            );
-            return ExitCode::from(exit::CONFIG);
-        }
-        if settings.render.check {
-            return ExitCode::SUCCESS;
+            Ok(summary) => tracing::debug!(files = summary.written, "config rendered"),
+            Err(failure) => {
+                for problem in &failure.problems {
+                    tracing::error!("{problem}");
+                }
+                tracing::error!(
+                    problems = failure.problems.len(),
+                    "nothing was written and nothing started"
+                );
+                return ExitCode::from(exit::CONFIG);
+            }
         }
     }
 
