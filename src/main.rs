@@ -30,34 +30,60 @@ fn main() -> ExitCode {
     };
     logging::init(settings.log);
 
-    // 2. Render: config files from the environment, all or nothing.
-    if !settings.render.is_empty() || settings.render.check {
-        match render::run(&settings.render) {
-            Ok(summary) if settings.render.check => {
-                tracing::info!(files = summary.rendered, "check passed: every file renders");
-                return ExitCode::SUCCESS;
+    // --check: render in memory, report, and stop there.
+    if settings.render.check {
+        return match render_config(&settings.render) {
+            Ok(files) => {
+                tracing::info!(files, "check passed: every file renders");
+                ExitCode::SUCCESS
             }
-            Ok(summary) => tracing::debug!(files = summary.written, "config rendered"),
-            Err(failure) => {
-                for problem in &failure.problems {
-                    tracing::error!("{problem}");
-                }
-                tracing::error!(
-                    problems = failure.problems.len(),
-                    "nothing was written and nothing started"
-                );
-                return ExitCode::from(exit::CONFIG);
-            }
+            Err(code) => code,
+        };
+    }
+
+    // 2. Signals: blocked from here on and held for the child, so a stop
+    //    that arrives while config is rendered is not lost.
+    let signals = match supervisor::take_signals() {
+        Ok(signals) => signals,
+        Err(e) => return fail(&e.message, e.code),
+    };
+
+    // 3. Render: config files from the environment, all or nothing.
+    if !settings.render.is_empty() {
+        if let Err(code) = render_config(&settings.render) {
+            return code;
         }
     }
 
-    // 3. Spawn and supervise until the child and everything it left are gone.
-    match supervisor::run(&settings.supervise, &settings.command) {
-        // 4. Exit with the child's code (128+N if killed), after --remap-exit.
+    // 4. Spawn and supervise until the child and everything it left are gone.
+    match supervisor::run(&settings.supervise, &settings.command, signals) {
+        // 5. Exit with the child's code (128+N if killed), after --remap-exit.
         Ok(status) => ExitCode::from(settings.final_code(status.code())),
-        Err(e) => {
-            tracing::error!("{}", e.message);
-            ExitCode::from(e.code)
+        Err(e) => fail(&e.message, e.code),
+    }
+}
+
+/// Renders (or with `--check` only evaluates) every file; on failure prints
+/// every problem and returns exit code 78.
+fn render_config(render: &settings::RenderSettings) -> Result<usize, ExitCode> {
+    match render::run(render) {
+        Ok(summary) => {
+            tracing::debug!(files = summary.written, "config rendered");
+            Ok(summary.rendered)
+        }
+        Err(failure) => {
+            for problem in &failure.problems {
+                tracing::error!("{problem}");
+            }
+            let problems = failure.problems.len();
+            tracing::error!(problems, "nothing was written and nothing started");
+            Err(ExitCode::from(exit::CONFIG))
         }
     }
+}
+
+/// One error line, then the exit code.
+fn fail(message: &str, code: u8) -> ExitCode {
+    tracing::error!("{message}");
+    ExitCode::from(code)
 }

@@ -56,9 +56,18 @@ const SYNCHRONOUS: [Signal; 6] = [
     Signal::SIGSYS,
 ];
 
-/// Spawns `command` and supervises it and everything it leaves behind until
-/// all of it is gone; returns how the main child ended.
-pub fn run(settings: &SuperviseSettings, command: &[OsString]) -> Result<ChildStatus, SpawnError> {
+/// Every signal, blocked and readable from one signalfd, with the mask
+/// envinit was started with (which the child gets back).
+pub struct Signals {
+    fd: SignalFd,
+    original: SigSet,
+}
+
+/// Blocks every signal but the fault signals and opens the signalfd that
+/// receives them. Called before rendering, so that a stop signal arriving
+/// while config is written is held and forwarded to the child, not lost
+/// (PID 1 ignores signals it has no handler for).
+pub fn take_signals() -> Result<Signals, SpawnError> {
     let os_error = |what: &str, e: Errno| SpawnError {
         code: exit::OS_ERROR,
         message: format!("{what} failed: {e}"),
@@ -70,9 +79,22 @@ pub fn run(settings: &SuperviseSettings, command: &[OsString]) -> Result<ChildSt
     let mut original = SigSet::empty();
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut original))
         .map_err(|e| os_error("blocking signals", e))?;
-    let signalfd = SignalFd::with_flags(&blocked, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+    let fd = SignalFd::with_flags(&blocked, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| os_error("signalfd", e))?;
+    Ok(Signals { fd, original })
+}
 
+/// Spawns `command` and supervises it and everything it leaves behind until
+/// all of it is gone; returns how the main child ended.
+pub fn run(
+    settings: &SuperviseSettings,
+    command: &[OsString],
+    signals: Signals,
+) -> Result<ChildStatus, SpawnError> {
+    let Signals {
+        fd: signalfd,
+        original,
+    } = signals;
     let pid1 = unistd::getpid() == Pid::from_raw(1);
     if !pid1 {
         // Orphans of the child's tree must come to us, not to the host's init.
