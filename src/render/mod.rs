@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 pub use eval::{MAX_OUTPUT, MAX_STEPS};
 pub use files::{MAX_DIR_DEPTH, MAX_FILES, MAX_TEMPLATE};
+pub use formatters::push_json_string;
 pub use template::{MAX_DEPTH, MAX_TAGS};
 pub use values::{MAX_FILES_TOTAL, MAX_VALUE, Values};
 
