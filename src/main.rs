@@ -29,6 +29,12 @@ fn main() -> ExitCode {
         }
     };
     logging::init(settings.log);
+    for name in &settings.unknown_variables {
+        tracing::warn!(
+            variable = name.as_str(),
+            "unknown ENVINIT_ variable ignored: check its spelling (docs/options.md)"
+        );
+    }
 
     // --check: render in memory, report, and stop there.
     if settings.render.check {

@@ -37,6 +37,9 @@ pub struct Settings {
     pub render: RenderSettings,
     /// envinit's own log lines.
     pub log: LogSettings,
+    /// `ENVINIT_*` variables that name no option (likely typos), to warn
+    /// about once logging is set up.
+    pub unknown_variables: Vec<String>,
 }
 
 /// How the child is run and stopped.
@@ -224,6 +227,21 @@ const VALUE_OPTIONS: &[&str] = &[
     "secrets-dir",
 ];
 const BOOL_OPTIONS: &[&str] = &["signal-group", "check"];
+
+/// Every `ENVINIT_*` variable envinit reads (the fields of [`EnvOptions`]).
+const KNOWN_VARIABLES: &[&str] = &[
+    "ENVINIT_GRACE",
+    "ENVINIT_PRE_STOP_DELAY",
+    "ENVINIT_SIGNAL_GROUP",
+    "ENVINIT_REWRITE",
+    "ENVINIT_REMAP_EXIT",
+    "ENVINIT_TEMPLATE",
+    "ENVINIT_INI",
+    "ENVINIT_SECRETS_DIR",
+    "ENVINIT_CHECK",
+    "ENVINIT_LOG",
+    "ENVINIT_LOG_FORMAT",
+];
 
 /// The `ENVINIT_*` variables, as envy sees them (names lower-cased, prefix
 /// dropped). Values stay strings here so errors can name the variable.
@@ -423,6 +441,12 @@ fn build(
     mut cli: CliValues,
     env: Vec<(String, String)>,
 ) -> Result<Request, SettingsError> {
+    let unknown_variables = env
+        .iter()
+        .map(|(key, _)| key)
+        .filter(|key| !KNOWN_VARIABLES.contains(&key.as_str()))
+        .cloned()
+        .collect();
     let env_options: EnvOptions = envy::prefixed("ENVINIT_")
         .from_iter(env)
         .map_err(|e| config(format!("ENVINIT_* variables: {e}")))?;
@@ -559,6 +583,7 @@ fn build(
         remap_exit,
         render,
         log,
+        unknown_variables,
     })))
 }
 
@@ -793,6 +818,15 @@ mod tests {
                 json: true
             }
         );
+    }
+
+    #[test]
+    fn unknown_variables_are_kept_for_a_warning() {
+        let s = run(&["app"], &[("ENVINIT_GRAC", "5s"), ("ENVINIT_GRACE", "1s")]).unwrap();
+        assert_eq!(s.unknown_variables, vec!["ENVINIT_GRAC".to_string()]);
+        assert_eq!(s.supervise.grace, Duration::from_secs(1));
+        let s = run(&["app"], &[("ENVINIT_LOG", "warn")]).unwrap();
+        assert!(s.unknown_variables.is_empty());
     }
 
     #[test]
