@@ -13,8 +13,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use common::{
-    Fds, Finished, Mode, Spec, TempDir, alive, count_lines, has_line, have_unshare, noise,
-    py_child, sig, stat, wait_until,
+    Fds, Finished, Mode, Spec, TempDir, alive, children, count_lines, has_line, have_unshare,
+    noise, py_child, sig, signal_mask, stat, wait_until,
 };
 
 /// An upper bound for "promptly": far below the grace periods used, far
@@ -786,6 +786,43 @@ fn term_is_forwarded_and_envinit_exits_promptly_with_the_childs_status() {
         "waited for the grace period instead of the child\n{}",
         out.describe()
     );
+}
+
+#[test]
+fn a_stop_signal_during_rendering_is_held_for_the_child() {
+    if !have_unshare() {
+        return;
+    }
+    // Four templates of 99,000 tags each: rendering takes a few hundred
+    // milliseconds (more in a debug build), a window the test can see.
+    let dir = TempDir::new("render-stop");
+    let mut args = Vec::new();
+    for i in 0..4 {
+        let src = dir.join(&format!("big{i}.tmpl"));
+        std::fs::write(&src, "{{ HOME }}\n".repeat(99_000)).unwrap();
+        args.extend([
+            "-t".to_string(),
+            format!("{src}:{}", dir.join(&format!("out{i}"))),
+        ]);
+    }
+    args.extend(["--", "sleep", "1000"].map(String::from));
+    let run = Spec::pid1(&args).timeout(Duration::from_secs(60)).start();
+    let init = run.init_pid();
+    // Rendering: SIGTERM is blocked (held) and no child exists yet.
+    wait_until(
+        "envinit rendering with SIGTERM blocked",
+        Duration::from_secs(20),
+        || {
+            let blocked =
+                signal_mask(init, "SigBlk").is_some_and(|m| m & (1 << (sig::TERM - 1)) != 0);
+            (blocked && children(init).is_empty()).then_some(())
+        },
+    );
+    run.signal(sig::TERM);
+    // Without the hold, PID 1 would drop the TERM (no handler) and the
+    // child would sleep until the harness's deadline.
+    let out = run.wait();
+    out.assert_code(143);
 }
 
 #[test]
