@@ -14,6 +14,7 @@ use tracing::level_filters::LevelFilter;
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 
+use crate::render::push_json_string;
 use crate::settings::LogSettings;
 
 /// Installs the stderr logger; with level `off`, installs nothing, so every
@@ -175,18 +176,13 @@ impl Visit for JsonFields<'_> {
 
     fn record_str(&mut self, field: &Field, value: &str) {
         self.key(field);
-        json_string(self.0, value);
+        push_json_string(self.0, value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.key(field);
-        json_string(self.0, &format!("{value:?}"));
+        push_json_string(self.0, &format!("{value:?}"));
     }
-}
-
-/// Appends `text` as a JSON string literal (the `json` formatter's rules).
-fn json_string(out: &mut String, text: &str) {
-    crate::render::push_json_string(out, text);
 }
 
 #[cfg(test)]
@@ -205,7 +201,7 @@ mod tests {
     #[test]
     fn json_strings_are_escaped() {
         let mut out = String::new();
-        json_string(&mut out, "a\"b\\c\nd\u{1}é");
+        push_json_string(&mut out, "a\"b\\c\nd\u{1}é");
         assert_eq!(out, r#""a\"b\\c\nd\u0001é""#);
     }
 }

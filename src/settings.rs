@@ -228,20 +228,17 @@ const VALUE_OPTIONS: &[&str] = &[
 ];
 const BOOL_OPTIONS: &[&str] = &["signal-group", "check"];
 
-/// Every `ENVINIT_*` variable envinit reads (the fields of [`EnvOptions`]).
-const KNOWN_VARIABLES: &[&str] = &[
-    "ENVINIT_GRACE",
-    "ENVINIT_PRE_STOP_DELAY",
-    "ENVINIT_SIGNAL_GROUP",
-    "ENVINIT_REWRITE",
-    "ENVINIT_REMAP_EXIT",
-    "ENVINIT_TEMPLATE",
-    "ENVINIT_INI",
-    "ENVINIT_SECRETS_DIR",
-    "ENVINIT_CHECK",
-    "ENVINIT_LOG",
-    "ENVINIT_LOG_FORMAT",
-];
+/// Variables that are not options (`ENVINIT_LOG`, `ENVINIT_LOG_FORMAT`).
+const ENV_ONLY: &[&str] = &["log", "log-format"];
+
+/// Does `key` (an `ENVINIT_*` name) name an option or one of [`ENV_ONLY`]?
+/// Only runs for the `ENVINIT_*` variables present.
+fn is_known_variable(key: &str) -> bool {
+    [VALUE_OPTIONS, BOOL_OPTIONS, ENV_ONLY]
+        .iter()
+        .flat_map(|list| list.iter())
+        .any(|option| env_name(option) == key)
+}
 
 /// The `ENVINIT_*` variables, as envy sees them (names lower-cased, prefix
 /// dropped). Values stay strings here so errors can name the variable.
@@ -444,7 +441,7 @@ fn build(
     let unknown_variables = env
         .iter()
         .map(|(key, _)| key)
-        .filter(|key| !KNOWN_VARIABLES.contains(&key.as_str()))
+        .filter(|key| !is_known_variable(key))
         .cloned()
         .collect();
     let env_options: EnvOptions = envy::prefixed("ENVINIT_")

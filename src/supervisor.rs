@@ -68,10 +68,6 @@ pub struct Signals {
 /// while config is written is held and forwarded to the child, not lost
 /// (PID 1 ignores signals it has no handler for).
 pub fn take_signals() -> Result<Signals, SpawnError> {
-    let os_error = |what: &str, e: Errno| SpawnError {
-        code: exit::OS_ERROR,
-        message: format!("{what} failed: {e}"),
-    };
     let mut blocked = SigSet::all();
     for signal in SYNCHRONOUS {
         blocked.remove(signal);
@@ -82,6 +78,14 @@ pub fn take_signals() -> Result<Signals, SpawnError> {
     let fd = SignalFd::with_flags(&blocked, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| os_error("signalfd", e))?;
     Ok(Signals { fd, original })
+}
+
+/// A failed system call before the child runs: exit 71.
+fn os_error(what: &str, e: Errno) -> SpawnError {
+    SpawnError {
+        code: exit::OS_ERROR,
+        message: format!("{what} failed: {e}"),
+    }
 }
 
 /// Spawns `command` and supervises it and everything it leaves behind until
@@ -242,12 +246,11 @@ fn spawn(command: &[OsString], original_mask: SigSet) -> Result<Pid, SpawnError>
         })?;
     let mut pointers: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     pointers.push(std::ptr::null());
-    let os_error = |what: &str, e: Errno| SpawnError {
-        code: exit::OS_ERROR,
-        message: format!(
-            "cannot start {:?}: {what} failed: {e}",
-            program.to_string_lossy()
-        ),
+    let os_error = |what: &str, e: Errno| {
+        os_error(
+            &format!("cannot start {:?}: {what}", program.to_string_lossy()),
+            e,
+        )
     };
     let (report_read, report_write) =
         unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| os_error("pipe", e))?;

@@ -749,8 +749,6 @@ impl Running {
         }
     }
 
-    /// Wraps an already spawned process whose output is read elsewhere
-    /// (the pty tests).
     /// Wraps an already spawned process whose output (stdout and stderr
     /// together, e.g. a pty master) is read by `output`.
     pub fn adopt(
