@@ -14,6 +14,8 @@
 // Test code: failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -335,7 +337,7 @@ fn envinit_renders_container_facts_in_a_real_cgroup() {
     let spec = format!("{}:{}", template.display(), out.display());
     let output = run_in(
         &group,
-        Path::new(env!("CARGO_BIN_EXE_envinit")),
+        Path::new(&common::envinit()),
         &["-t", &spec, "--", "true"],
         &[],
     );

@@ -4,6 +4,8 @@
 //! missing prints why it skips, except under CI=true, where it fails.
 //! Every command runs under a timeout; nothing sleeps.
 
+mod common;
+
 use std::ffi::OsString;
 use std::fs;
 use std::os::unix::ffi::OsStringExt;
@@ -78,7 +80,7 @@ fn run(mut cmd: Command) -> Output {
 
 /// envinit with a clean environment: PATH plus `env`.
 fn envinit(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_envinit"));
+    let mut cmd = Command::new(common::envinit());
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .args(args);

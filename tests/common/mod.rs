@@ -25,9 +25,10 @@ use std::time::{Duration, Instant};
 
 use nix::libc;
 
-/// The init under test: the built envinit, or `INIT_UNDER_TEST` when set
-/// (e.g. a wrapper around tini, to see which of its known flaws the tests
-/// catch).
+/// The init under test: `INIT_UNDER_TEST` when set (`./test` sets it to the
+/// release binary of `./build`; the aarch64 build, or a wrapper around tini
+/// to see which of its known flaws the tests catch), else the binary cargo
+/// built for these tests.
 pub fn envinit() -> OsString {
     std::env::var_os("INIT_UNDER_TEST").unwrap_or_else(|| env!("CARGO_BIN_EXE_envinit").into())
 }
