@@ -126,14 +126,23 @@ impl Lifecycle {
             tracing::debug!(signal = %signals::name(received), "signal dropped (--rewrite)");
             return;
         };
+        if forward != received {
+            tracing::debug!(
+                received = %signals::name(received),
+                forwarded = %signals::name(forward),
+                "signal rewritten (--rewrite)"
+            );
+        }
         if !is_stop_signal(received) {
             self.forward(forward, false, os);
             return;
         }
+        if self.phase == Phase::Running {
+            self.log_stop(received, forward);
+        }
         match self.phase {
             Phase::Running if !self.pre_stop_delay.is_zero() => {
                 tracing::info!(
-                    signal = %signals::name(received),
                     delay = format_duration(self.pre_stop_delay).as_str(),
                     "stop signal held for the pre-stop delay"
                 );
@@ -151,6 +160,26 @@ impl Lifecycle {
                 };
             }
             Phase::Draining { .. } | Phase::Killed => self.forward(forward, true, os),
+        }
+    }
+
+    /// The info line for the first stop signal: what arrived, what the
+    /// child gets, and how long the grace period is.
+    fn log_stop(&self, received: i32, forward: i32) {
+        let grace = format_duration(self.grace);
+        if forward == received {
+            tracing::info!(
+                signal = %signals::name(received),
+                grace = grace.as_str(),
+                "stop signal received: forwarding it; everything left is killed when the grace period ends"
+            );
+        } else {
+            tracing::info!(
+                signal = %signals::name(received),
+                forwarded = %signals::name(forward),
+                grace = grace.as_str(),
+                "stop signal received: forwarding it rewritten; everything left is killed when the grace period ends"
+            );
         }
     }
 
@@ -194,9 +223,9 @@ impl Lifecycle {
         {
             return;
         }
-        tracing::debug!(
+        tracing::info!(
             grace = format_duration(self.grace).as_str(),
-            "main child gone: stopping the processes left"
+            "main child gone: sending SIGTERM to the processes it left"
         );
         self.others_told = true;
         os.signal_all(libc::SIGTERM);
@@ -207,6 +236,11 @@ impl Lifecycle {
                 kill_at: now + self.grace,
             };
         }
+    }
+
+    /// True once the main child has been reaped.
+    pub fn child_gone(&self) -> bool {
+        self.status.is_some()
     }
 
     /// When the supervisor must wake up even without a signal.
@@ -320,7 +354,7 @@ mod tests {
         assert_eq!(os.0, vec![("child", SIGQUIT)]);
         assert_eq!(
             l.deadline(),
-            Some(now + Duration::from_secs(10)),
+            Some(now + Duration::from_secs(8)),
             "TERM rewritten is still a stop"
         );
     }
@@ -398,7 +432,7 @@ mod tests {
         l.on_signal(SIGTERM, t0, &mut os);
         l.on_signal(SIGTERM, t0 + SEC, &mut os);
         assert_eq!(os.0, vec![("child", SIGTERM)]);
-        assert_eq!(l.deadline(), Some(t0 + 11 * SEC));
+        assert_eq!(l.deadline(), Some(t0 + 9 * SEC));
     }
 
     #[test]

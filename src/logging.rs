@@ -32,7 +32,21 @@ pub fn init(settings: LogSettings) {
 /// Prints one error line without a logger, in the same shape as the
 /// logger's text lines: for failures before the settings are known.
 pub fn early_error(message: &str) {
-    let _ = std::io::stderr().write_all(format!("envinit: error: {message}\n").as_bytes());
+    early_line(&format!("error: {message}"));
+}
+
+/// Prints `envinit: LINE` on stderr without a logger.
+pub fn early_line(line: &str) {
+    let _ = std::io::stderr().write_all(format!("envinit: {line}\n").as_bytes());
+}
+
+/// An I/O error as the OS says it (`No such file or directory`), not in
+/// Rust's `ErrorKind` wording (`entity not found`).
+pub fn reason(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(errno) => nix::errno::Errno::from_raw(errno).desc().to_string(),
+        None => e.to_string(),
+    }
 }
 
 struct StderrLog {

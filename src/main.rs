@@ -25,6 +25,9 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             logging::early_error(&e.message);
+            if e.code == exit::USAGE {
+                logging::early_line(settings::USAGE_LINE);
+            }
             return ExitCode::from(e.code);
         }
     };

@@ -59,7 +59,7 @@ pub struct SuperviseSettings {
 impl Default for SuperviseSettings {
     fn default() -> Self {
         SuperviseSettings {
-            grace: Duration::from_secs(10),
+            grace: Duration::from_secs(8),
             pre_stop_delay: Duration::ZERO,
             signal_group: false,
             rewrites: Vec::new(),
@@ -128,7 +128,7 @@ pub struct LogSettings {
 impl Default for LogSettings {
     fn default() -> Self {
         LogSettings {
-            level: Some(tracing::Level::INFO),
+            level: Some(tracing::Level::WARN),
             json: false,
         }
     }
@@ -174,6 +174,10 @@ fn config(message: String) -> SettingsError {
     }
 }
 
+/// The line printed after a usage error (exit 64), so that people and
+/// scripts find the word "usage".
+pub const USAGE_LINE: &str = "usage: envinit [OPTIONS] [--] COMMAND [ARG...]";
+
 /// The usage text printed by `--help`.
 pub const HELP: &str = "\
 envinit: render config from the environment, then run COMMAND as PID 1
@@ -187,7 +191,8 @@ ENVINIT_<NAME> (e.g. ENVINIT_GRACE=30s); the command line wins.
 
 Supervision:
       --grace DURATION        time the whole process tree gets to exit after a
-                              stop signal before SIGKILL [default: 10s]
+                              stop signal before SIGKILL [default: 8s, inside
+                              Docker's and Swarm's 10 s stop timeout]
       --pre-stop-delay DURATION
                               hold the first stop signal this long before
                               forwarding it [default: 0s]
@@ -208,7 +213,8 @@ Other:
   -h, --help                  print this help
   -V, --version               print the version
 
-Environment only: ENVINIT_LOG=error|warn|info|debug|trace|off (default info),
+Environment only: ENVINIT_LOG=error|warn|info|debug|trace|off (default warn:
+a clean run prints nothing),
 ENVINIT_LOG_FORMAT=text|json. Durations: 500ms, 10s, 2m, 1h (a bare number is
 seconds). Booleans: 1/0, true/false, yes/no, on/off.
 Exit codes: the child's code; 128+N if it was killed by signal N; 64 usage,
@@ -721,9 +727,13 @@ mod tests {
     fn defaults() {
         let s = run(&["true"], &[]).unwrap();
         assert_eq!(s.supervise, SuperviseSettings::default());
-        assert_eq!(s.supervise.grace, Duration::from_secs(10));
+        // 8 s: inside Docker's and Swarm's 10 s stop timeout, so envinit's
+        // SIGKILL (and its line saying so) comes before the engine's.
+        assert_eq!(s.supervise.grace, Duration::from_secs(8));
         assert_eq!(s.render, RenderSettings::default());
         assert_eq!(s.log, LogSettings::default());
+        // A clean run prints nothing.
+        assert_eq!(s.log.level, Some(tracing::Level::WARN));
         assert!(s.remap_exit.is_empty());
     }
 

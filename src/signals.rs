@@ -1,6 +1,12 @@
 //! Signal names and numbers: parsing what users write (`TERM`, `SIGTERM`,
 //! `15`, `RTMIN+2`) and naming numbers in log lines. Pure functions; sending
 //! signals is the supervisor's job.
+//!
+//! Real-time signals are numbered as `kill -l` on a glibc system and Docker
+//! number them, whatever C library envinit is built with: `RTMIN` is 34,
+//! `RTMAX` 64, `RTMIN+N` is 34+N and `RTMAX-N` 64-N (musl would say 35 for
+//! RTMIN). Names in logs follow `kill -l`: 34-49 are `SIGRTMIN+N`, 50-64
+//! `SIGRTMAX-N`; 32 and 33 have no name (`signal 32`).
 
 use nix::libc;
 
@@ -39,16 +45,14 @@ const NAMES: &[(&str, i32)] = &[
     ("SYS", libc::SIGSYS),
 ];
 
-/// The first real-time signal as this binary's C library numbers it
-/// (35 under musl, 34 under glibc: both reserve the lowest ones).
-pub fn rtmin() -> i32 {
-    libc::SIGRTMIN()
-}
+/// `RTMIN` as glibc, `kill -l` and Docker number it (musl's is 35).
+pub const RTMIN: i32 = 34;
 
-/// The last real-time signal (64 on Linux).
-pub fn rtmax() -> i32 {
-    libc::SIGRTMAX()
-}
+/// `RTMAX`: the last signal Linux has.
+pub const RTMAX: i32 = 64;
+
+/// Where `kill -l` switches from `RTMIN+N` to `RTMAX-N` names.
+const RTMID: i32 = (RTMIN + RTMAX) / 2;
 
 /// Parses a signal as users write it: a name with or without `SIG`, in any
 /// case (`TERM`, `SIGterm`), `RTMIN`, `RTMIN+N`, `RTMAX-N`, or a number.
@@ -60,17 +64,16 @@ pub fn parse(text: &str) -> Result<i32, String> {
     } else if let Some((_, n)) = NAMES.iter().find(|(known, _)| *known == name) {
         Some(*n)
     } else if let Some(rest) = name.strip_prefix("RTMIN") {
-        realtime_offset(rest, rtmin(), 1)
+        realtime_offset(rest, RTMIN, 1)
     } else if let Some(rest) = name.strip_prefix("RTMAX") {
-        realtime_offset(rest, rtmax(), -1)
+        realtime_offset(rest, RTMAX, -1)
     } else {
         None
     };
     match number {
-        Some(n) if (1..=rtmax()).contains(&n) => Ok(n),
+        Some(n) if (1..=RTMAX).contains(&n) => Ok(n),
         _ => Err(format!(
-            "{text:?} is not a signal (use a name such as TERM or SIGQUIT, RTMIN+N, or a number 1-{})",
-            rtmax()
+            "{text:?} is not a signal (use a name such as TERM or SIGQUIT, RTMIN+N, or a number 1-{RTMAX})"
         )),
     }
 }
@@ -83,18 +86,22 @@ fn realtime_offset(rest: &str, base: i32, direction: i32) -> Option<i32> {
     let sign = if direction > 0 { '+' } else { '-' };
     let n: i32 = rest.strip_prefix(sign)?.parse().ok()?;
     let signal = base + direction * n;
-    (rtmin()..=rtmax()).contains(&signal).then_some(signal)
+    (RTMIN..=RTMAX).contains(&signal).then_some(signal)
 }
 
-/// A signal's name for log lines: `SIGTERM`, `SIGRTMIN+2`, or `signal 33`.
+/// A signal's name for log lines, as `kill -l` names it with `SIG` before
+/// it: `SIGTERM`, `SIGRTMIN`, `SIGRTMIN+2`, `SIGRTMAX-1`, or `signal 33`.
 pub fn name(signal: i32) -> String {
     if let Some((n, _)) = NAMES.iter().find(|(_, s)| *s == signal) {
         format!("SIG{n}")
-    } else if (rtmin()..=rtmax()).contains(&signal) {
-        match signal - rtmin() {
-            0 => "SIGRTMIN".to_string(),
-            n => format!("SIGRTMIN+{n}"),
-        }
+    } else if signal == RTMIN {
+        "SIGRTMIN".to_string()
+    } else if (RTMIN..=RTMID).contains(&signal) {
+        format!("SIGRTMIN+{}", signal - RTMIN)
+    } else if signal == RTMAX {
+        "SIGRTMAX".to_string()
+    } else if (RTMID..RTMAX).contains(&signal) {
+        format!("SIGRTMAX-{}", RTMAX - signal)
     } else {
         format!("signal {signal}")
     }
@@ -111,9 +118,10 @@ mod tests {
         assert_eq!(parse("sigquit"), Ok(3));
         assert_eq!(parse(" winch "), Ok(28));
         assert_eq!(parse("9"), Ok(9));
-        assert_eq!(parse("RTMIN"), Ok(rtmin()));
-        assert_eq!(parse("SIGRTMIN+2"), Ok(rtmin() + 2));
-        assert_eq!(parse("RTMAX-1"), Ok(rtmax() - 1));
+        assert_eq!(parse("RTMIN"), Ok(34));
+        assert_eq!(parse("SIGRTMIN+2"), Ok(36));
+        assert_eq!(parse("RTMIN+3"), Ok(37));
+        assert_eq!(parse("RTMAX-1"), Ok(63));
         assert_eq!(parse("RTMAX"), Ok(64));
     }
 
@@ -129,9 +137,43 @@ mod tests {
     #[test]
     fn names_for_logs() {
         assert_eq!(name(15), "SIGTERM");
-        assert_eq!(name(rtmin()), "SIGRTMIN");
-        assert_eq!(name(rtmin() + 3), "SIGRTMIN+3");
+        assert_eq!(name(34), "SIGRTMIN");
+        assert_eq!(name(37), "SIGRTMIN+3");
+        assert_eq!(name(50), "SIGRTMAX-14");
+        assert_eq!(name(64), "SIGRTMAX");
+        assert_eq!(name(32), "signal 32");
         assert_eq!(name(0), "signal 0");
+    }
+
+    /// Every number 1-64 against bash's `kill -l N` (bash built on glibc,
+    /// as Docker and procps name them): same name, and the name parses back.
+    #[test]
+    fn names_round_trip_against_kill_l() {
+        let Ok(out) = std::process::Command::new("bash")
+            .args([
+                "-c",
+                "for n in $(seq 1 64); do echo \"$n $(kill -l $n 2>/dev/null)\"; done",
+            ])
+            .output()
+        else {
+            panic!("bash is needed for this test");
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut checked = 0;
+        for line in text.lines() {
+            let (n, kill_name) = line.split_once(' ').unwrap_or((line, ""));
+            let n: i32 = n.parse().unwrap();
+            if kill_name.is_empty() {
+                assert!(matches!(n, 32 | 33), "kill -l names nothing for {n}");
+                assert_eq!(name(n), format!("signal {n}"));
+                continue;
+            }
+            assert_eq!(name(n), format!("SIG{kill_name}"), "signal {n}");
+            assert_eq!(parse(kill_name), Ok(n), "{kill_name}");
+            assert_eq!(parse(&name(n)), Ok(n), "{kill_name}");
+            checked += 1;
+        }
+        assert_eq!(checked, 62);
     }
 
     #[test]

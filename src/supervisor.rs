@@ -19,7 +19,7 @@
 //!   process" (ESRCH) means already gone.
 
 use std::ffi::{CString, OsString};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::time::Instant;
 
@@ -27,13 +27,11 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{self, ForkResult, Pid};
 
 use crate::exit;
 use crate::lifecycle::{ChildStatus, Lifecycle, Processes, StopCause};
-use crate::settings::SuperviseSettings;
+use crate::settings::{SuperviseSettings, format_duration};
 use crate::signals;
 
 /// Why the child could not be started, with the exit code it earns.
@@ -47,36 +45,98 @@ pub struct SpawnError {
 
 /// Signals raised by faults in envinit itself: left unblocked so a real
 /// fault is fatal at once instead of leaving a wedged PID 1.
-const SYNCHRONOUS: [Signal; 6] = [
-    Signal::SIGSEGV,
-    Signal::SIGBUS,
-    Signal::SIGILL,
-    Signal::SIGFPE,
-    Signal::SIGTRAP,
-    Signal::SIGSYS,
+const SYNCHRONOUS: [i32; 6] = [
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGTRAP,
+    libc::SIGSYS,
 ];
 
-/// Every signal, blocked and readable from one signalfd, with the mask
-/// envinit was started with (which the child gets back).
-pub struct Signals {
-    fd: SignalFd,
-    original: SigSet,
+/// A signal mask as the kernel sees it: bit N-1 for signal N, 1-64.
+///
+/// Built by hand and applied with the raw `rt_sigprocmask`/`signalfd4`
+/// calls, because musl's `sigfillset`/`sigaddset` leave out 32-34 (the
+/// signals it reserves for itself): with them, `kill -s RTMIN` (34) and 32,
+/// 33 would be neither blocked nor read, and PID 1 would drop them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelSigset(pub u64);
+
+impl KernelSigset {
+    /// Every signal envinit takes: 1-64 but SIGKILL, SIGSTOP (which cannot
+    /// be caught) and the fault signals.
+    pub fn taken() -> KernelSigset {
+        let mut bits = u64::MAX;
+        for signal in SYNCHRONOUS
+            .into_iter()
+            .chain([libc::SIGKILL, libc::SIGSTOP])
+        {
+            bits &= !(1u64 << (signal - 1));
+        }
+        KernelSigset(bits)
+    }
+
+    /// Whether `signal` is in the set.
+    pub fn contains(self, signal: i32) -> bool {
+        (1..=64).contains(&signal) && self.0 & (1u64 << (signal - 1)) != 0
+    }
 }
 
-/// Blocks every signal but the fault signals and opens the signalfd that
-/// receives them. Called before rendering, so that a stop signal arriving
-/// while config is written is held and forwarded to the child, not lost
-/// (PID 1 ignores signals it has no handler for).
+/// The kernel's sigset size in bytes (`_NSIG / 8` on Linux).
+const SIGSET_BYTES: usize = 8;
+
+/// `rt_sigprocmask(how, set, old)` on a [`KernelSigset`]; async-signal-safe.
+fn set_mask(
+    how: libc::c_int,
+    set: &KernelSigset,
+    old: Option<&mut KernelSigset>,
+) -> Result<(), Errno> {
+    let old = old.map_or(std::ptr::null_mut(), |o| std::ptr::from_mut(&mut o.0));
+    // SAFETY: the kernel reads 8 bytes at `set` and writes 8 at `old` when it
+    // is not null; both point to u64s we own for the duration of the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            how,
+            std::ptr::from_ref(&set.0),
+            old,
+            SIGSET_BYTES,
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
+/// Every signal envinit takes, blocked and readable from one signalfd, and
+/// the mask envinit was started with (which the child gets back, exactly).
+pub struct Signals {
+    fd: OwnedFd,
+    original: KernelSigset,
+}
+
+/// Blocks every signal but SIGKILL, SIGSTOP and the fault signals, and
+/// opens the signalfd that receives them. Called before rendering, so that
+/// a stop signal arriving while config is written is held and forwarded to
+/// the child, not lost (PID 1 ignores signals it has no handler for).
 pub fn take_signals() -> Result<Signals, SpawnError> {
-    let mut blocked = SigSet::all();
-    for signal in SYNCHRONOUS {
-        blocked.remove(signal);
-    }
-    let mut original = SigSet::empty();
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut original))
+    let taken = KernelSigset::taken();
+    let mut original = KernelSigset(0);
+    set_mask(libc::SIG_BLOCK, &taken, Some(&mut original))
         .map_err(|e| os_error("blocking signals", e))?;
-    let fd = SignalFd::with_flags(&blocked, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(|e| os_error("signalfd", e))?;
+    // SAFETY: signalfd4 reads 8 bytes of the mask we own; the fd it returns
+    // is new and ours alone.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_signalfd4,
+            -1,
+            std::ptr::from_ref(&taken.0),
+            SIGSET_BYTES,
+            libc::SFD_CLOEXEC,
+        )
+    };
+    let fd = Errno::result(fd).map_err(|e| os_error("signalfd", e))?;
+    // SAFETY: a fresh descriptor from signalfd4, owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
     Ok(Signals { fd, original })
 }
 
@@ -84,7 +144,7 @@ pub fn take_signals() -> Result<Signals, SpawnError> {
 fn os_error(what: &str, e: Errno) -> SpawnError {
     SpawnError {
         code: exit::OS_ERROR,
-        message: format!("{what} failed: {e}"),
+        message: format!("{what} failed: {}", e.desc()),
     }
 }
 
@@ -105,66 +165,115 @@ pub fn run(
         match nix::sys::prctl::set_child_subreaper(true) {
             Ok(()) => tracing::debug!("not PID 1: became a child subreaper"),
             Err(e) => {
-                tracing::warn!(error = %e, "not PID 1 and cannot become a subreaper: orphans go to the host's init")
+                tracing::warn!(
+                    error = e.desc(),
+                    "not PID 1 and cannot become a subreaper: orphans go to the host's init"
+                )
             }
         }
     }
 
+    tracing::debug!(
+        grace = format_duration(settings.grace).as_str(),
+        pre_stop_delay = format_duration(settings.pre_stop_delay).as_str(),
+        signal_group = settings.signal_group,
+        rewrites = settings.rewrites.len(),
+        pid1,
+        "supervising"
+    );
     let child = spawn(command, original)?;
-    tracing::debug!(pid = child.as_raw(), "child started");
+    tracing::info!(pid = child.as_raw(), "child started");
 
     let mut os = Linux { child, pid1 };
     let mut lifecycle = Lifecycle::new(settings);
     let mut others_left = true;
+    let mut received = SignalBuffer::new();
     loop {
         if let Some(status) = lifecycle.finished(others_left) {
             log_end(status, &lifecycle);
             return Ok(status);
         }
-        wait_for_event(&signalfd, lifecycle.deadline());
-        let now = Instant::now();
+        // The wake-up path, kept lean (it runs once per reaped orphan):
+        // one read of the signalfd, a reap loop, and the clock only when a
+        // signal or a deadline needs it.
+        let deadline = lifecycle.deadline();
         let mut reap = false;
-        loop {
-            match signalfd.read_signal() {
-                Ok(Some(info)) => {
-                    let signal = i32::try_from(info.ssi_signo).unwrap_or(0);
-                    if signal == libc::SIGCHLD {
-                        reap = true;
-                    } else {
-                        lifecycle.on_signal(signal, now, &mut os);
-                    }
-                }
-                Ok(None) => break,
-                Err(Errno::EINTR) => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading signals failed; carrying on");
-                    break;
-                }
+        for signal in received.next(&signalfd, deadline) {
+            if signal == libc::SIGCHLD {
+                reap = true;
+            } else {
+                lifecycle.on_signal(signal, Instant::now(), &mut os);
             }
         }
         if reap {
             others_left = reap_all(child, &mut lifecycle, &mut os);
-            lifecycle.after_reaping(others_left, now, &mut os);
+            if lifecycle.child_gone() {
+                lifecycle.after_reaping(others_left, Instant::now(), &mut os);
+            }
         }
-        lifecycle.on_tick(Instant::now(), &mut os);
+        if deadline.is_some() || lifecycle.deadline().is_some() {
+            lifecycle.on_tick(Instant::now(), &mut os);
+        }
     }
 }
 
-/// Blocks until a signal is readable or `deadline` passes.
-fn wait_for_event(signalfd: &SignalFd, deadline: Option<Instant>) {
-    let timeout = match deadline {
-        None => PollTimeout::NONE,
-        Some(at) => {
-            // Round up so the wake-up is never before the deadline.
-            let left = at.saturating_duration_since(Instant::now());
-            let millis = left.as_micros().div_ceil(1000);
-            PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
+/// Signals read from the signalfd, several per read.
+struct SignalBuffer {
+    records: [libc::signalfd_siginfo; SignalBuffer::RECORDS],
+    len: usize,
+}
+
+impl SignalBuffer {
+    /// Records taken per read: a burst of signals is one wake-up.
+    const RECORDS: usize = 8;
+
+    fn new() -> SignalBuffer {
+        SignalBuffer {
+            // SAFETY: signalfd_siginfo is plain integers; all zeroes is valid.
+            records: unsafe { std::mem::zeroed() },
+            len: 0,
         }
-    };
-    let mut fds = [PollFd::new(signalfd.as_fd(), PollFlags::POLLIN)];
+    }
+
+    /// Waits for signals (or `deadline`) and returns their numbers; empty
+    /// when the deadline passed or the wait was interrupted. Without a
+    /// deadline this is one blocking read; with one, a poll first.
+    fn next(&mut self, fd: &OwnedFd, deadline: Option<Instant>) -> impl Iterator<Item = i32> + '_ {
+        self.len = 0;
+        if deadline.is_none_or(|at| readable_before(fd, at)) {
+            let size = std::mem::size_of_val(&self.records);
+            // SAFETY: the kernel writes at most `size` bytes into the array
+            // we own; signalfd writes whole records only.
+            let read =
+                unsafe { libc::read(fd.as_raw_fd(), self.records.as_mut_ptr().cast(), size) };
+            match usize::try_from(read) {
+                Ok(bytes) => self.len = bytes / std::mem::size_of::<libc::signalfd_siginfo>(),
+                Err(_) => match Errno::last() {
+                    Errno::EINTR | Errno::EAGAIN => {}
+                    e => tracing::warn!(error = e.desc(), "reading signals failed; carrying on"),
+                },
+            }
+        }
+        self.records[..self.len]
+            .iter()
+            .map(|r| i32::try_from(r.ssi_signo).unwrap_or(0))
+    }
+}
+
+/// Polls `fd` until it is readable (true) or `deadline` passes (false).
+fn readable_before(fd: &OwnedFd, deadline: Instant) -> bool {
+    // Round up so the wake-up is never before the deadline.
+    let left = deadline.saturating_duration_since(Instant::now());
+    let millis = left.as_micros().div_ceil(1000);
+    let timeout = PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX);
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
     match poll(&mut fds, timeout) {
-        Ok(_) | Err(Errno::EINTR) => {}
-        Err(e) => tracing::warn!(error = %e, "poll failed; carrying on"),
+        Ok(n) => n > 0,
+        Err(Errno::EINTR) => false,
+        Err(e) => {
+            tracing::warn!(error = e.desc(), "poll failed; carrying on");
+            false
+        }
     }
 }
 
@@ -190,7 +299,7 @@ fn reap_all(child: Pid, lifecycle: &mut Lifecycle, os: &mut Linux) -> bool {
                 Errno::EINTR => continue,
                 Errno::ECHILD => break false,
                 e => {
-                    tracing::warn!(error = %e, "waitpid failed; carrying on");
+                    tracing::warn!(error = e.desc(), "waitpid failed; carrying on");
                     break true;
                 }
             }
@@ -228,7 +337,7 @@ fn reap_all(child: Pid, lifecycle: &mut Lifecycle, os: &mut Linux) -> bool {
 /// A plain fork and execvp rather than `std::process::Command`: everything
 /// is prepared before the fork, and this is a third of the allocations (the
 /// dearest part of envinit's start-up under musl).
-fn spawn(command: &[OsString], original_mask: SigSet) -> Result<Pid, SpawnError> {
+fn spawn(command: &[OsString], original_mask: KernelSigset) -> Result<Pid, SpawnError> {
     let Some(program) = command.first() else {
         return Err(SpawnError {
             code: exit::USAGE,
@@ -289,7 +398,10 @@ fn spawn(command: &[OsString], original_mask: SigSet) -> Result<Pid, SpawnError>
                     ))
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot tell whether the exec succeeded; assuming it did");
+                    tracing::warn!(
+                        error = e.desc(),
+                        "cannot tell whether the exec succeeded; assuming it did"
+                    );
                     Ok(child)
                 }
             }
@@ -301,7 +413,7 @@ fn spawn(command: &[OsString], original_mask: SigSet) -> Result<Pid, SpawnError>
 /// In the forked child: set up and exec, or report errno and `_exit(127)`.
 fn exec_child(
     argv: &[*const libc::c_char],
-    mask: &SigSet,
+    mask: &KernelSigset,
     take_terminal: bool,
     report: RawFd,
 ) -> ! {
@@ -318,7 +430,9 @@ fn exec_child(
             // this works from a background group. Failure is not fatal.
             libc::tcsetpgrp(0, me);
         }
-        libc::pthread_sigmask(libc::SIG_SETMASK, mask.as_ref(), std::ptr::null_mut());
+        // The mask envinit was started with, all 64 bits of it (raw, as
+        // musl's sigset calls would drop 32-34).
+        let _ = set_mask(libc::SIG_SETMASK, mask, None);
         // Rust's runtime ignores SIGPIPE in envinit; the app gets the default.
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         libc::execvp(argv[0], argv.as_ptr());
@@ -328,31 +442,29 @@ fn exec_child(
     }
 }
 
+/// The exec failure as the OS says it, then what it means and the fix:
+/// `cannot run "x": No such file or directory (command not found: ...)`.
 fn spawn_error(program: &OsString, errno: Errno) -> SpawnError {
     let name = program.to_string_lossy();
-    match errno {
-        Errno::ENOENT | Errno::ENOTDIR => SpawnError {
-            code: exit::NOT_FOUND,
-            message: format!(
-                "cannot run {name:?}: command not found (check the name and PATH; for a script, check its #! interpreter)"
-            ),
-        },
+    let (code, meaning) = match errno {
+        Errno::ENOENT | Errno::ENOTDIR => (
+            exit::NOT_FOUND,
+            " (command not found: check the name and PATH; for a script, check its #! interpreter)",
+        ),
         Errno::EACCES
         | Errno::ENOEXEC
         | Errno::EISDIR
         | Errno::ETXTBSY
         | Errno::ELOOP
-        | Errno::EPERM => SpawnError {
-            code: exit::NOT_EXECUTABLE,
-            message: format!(
-                "cannot run {name:?}: {} (is it an executable file? chmod +x, or check its #! line)",
-                errno.desc()
-            ),
-        },
-        _ => SpawnError {
-            code: exit::NOT_EXECUTABLE,
-            message: format!("cannot run {name:?}: {}", errno.desc()),
-        },
+        | Errno::EPERM => (
+            exit::NOT_EXECUTABLE,
+            " (not executable: is it an executable file? chmod +x, or check its #! line)",
+        ),
+        _ => (exit::NOT_EXECUTABLE, ""),
+    };
+    SpawnError {
+        code,
+        message: format!("cannot run {name:?}: {}{meaning}", errno.desc()),
     }
 }
 
@@ -412,7 +524,7 @@ impl Processes for Linux {
         match send(target, signal) {
             Ok(()) | Err(Errno::ESRCH) => {}
             Err(e) => {
-                tracing::warn!(signal = %signals::name(signal), error = %e, "forwarding failed")
+                tracing::warn!(signal = %signals::name(signal), error = e.desc(), "forwarding failed")
             }
         }
     }
@@ -423,7 +535,7 @@ impl Processes for Linux {
             match send(-1, signal) {
                 Ok(()) | Err(Errno::ESRCH) => {}
                 Err(e) => {
-                    tracing::warn!(signal = %signals::name(signal), error = %e, "signalling all failed")
+                    tracing::warn!(signal = %signals::name(signal), error = e.desc(), "signalling all failed")
                 }
             }
             return;

@@ -13,8 +13,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use common::{
-    Fds, Finished, Mode, Spec, TempDir, alive, children, count_lines, has_line, have_unshare,
-    noise, py_child, sig, signal_mask, stat, wait_until,
+    EVENT_TIMEOUT, Fds, Finished, Mode, Spec, TempDir, alive, children, count_lines, has_line,
+    have_unshare, noise, py_child, sig, signal_mask, signal_pending, stat, wait_until,
 };
 
 /// An upper bound for "promptly": far below the grace periods used, far
@@ -115,6 +115,14 @@ fn command_not_found_exits_127_with_one_line_naming_it() {
     let out = Spec::pid1(["/nonexistent/envinit-test-cmd", "x"]).run();
     out.assert_code(127);
     assert_names_command_and_reason(&out, "/nonexistent/envinit-test-cmd", &reasons);
+    // The OS's words, then what they mean.
+    assert!(
+        out.err().starts_with(
+            "envinit: error: cannot run \"/nonexistent/envinit-test-cmd\": No such file or directory (command not found: check the name and PATH"
+        ),
+        "{}",
+        out.describe()
+    );
 
     let out = Spec::pid1(["envinit-test-no-such-command"]).run();
     out.assert_code(127);
@@ -135,6 +143,11 @@ fn a_command_that_cannot_be_executed_exits_126_with_one_line_naming_it() {
     let out = Spec::pid1([script.as_str()]).run();
     out.assert_code(126);
     assert_names_command_and_reason(&out, &script, &reasons);
+    assert!(
+        out.err().contains(": Permission denied (not executable"),
+        "{}",
+        out.describe()
+    );
 
     let subdir = dir.join("a-directory");
     std::fs::create_dir(&subdir).unwrap();
@@ -157,7 +170,18 @@ fn usage_errors_exit_64() {
     ] {
         let out = Spec::pid1(args).run();
         assert_eq!(out.code, Some(64), "{args:?}: {}", out.describe());
-        assert!(!out.stderr.is_empty(), "{args:?}: no message");
+        // The reason, then the conventional usage line.
+        let lines = out.err_lines();
+        assert_eq!(lines.len(), 2, "{args:?}: {}", out.describe());
+        assert!(
+            lines[0].starts_with("envinit: error: "),
+            "{args:?}: {}",
+            out.describe()
+        );
+        assert_eq!(
+            lines[1], "envinit: usage: envinit [OPTIONS] [--] COMMAND [ARG...]",
+            "{args:?}"
+        );
         assert!(out.stdout.is_empty(), "{args:?}: {}", out.describe());
     }
 }
@@ -413,19 +437,75 @@ fn envinit_never_writes_to_stdout() {
     }
 }
 
+/// A clean run prints nothing: the app's stderr stays byte-exact, also
+/// when its last line has no newline (nothing is glued onto it), also when
+/// it is stopped by a forwarded stop signal within the grace period.
 #[test]
-fn the_default_level_prints_at_most_a_start_and_an_exit_line() {
+fn a_clean_run_prints_nothing_at_the_default_level() {
     if !have_unshare() {
         return;
     }
-    for command in [&["true"][..], &["sh", "-c", "exit 3"]] {
+    for command in [
+        &["true"][..],
+        &["sh", "-c", "exit 3"],
+        &["sh", "-c", "printf err >&2"],
+    ] {
         let out = Spec::pid1(command).run();
-        assert!(
-            out.err_lines().len() <= 2,
-            "{command:?}: too many lines at the default level\n{}",
+        let app = if command.len() == 3 && command[2].starts_with("printf") {
+            "err"
+        } else {
+            ""
+        };
+        assert_eq!(
+            out.err(),
+            app,
+            "{command:?}: envinit spoke\n{}",
             out.describe()
         );
     }
+    let Some(args) = with_py(&[], "report", &["--exit-on", "15"]) else {
+        return;
+    };
+    let run = Spec::pid1(&args).start();
+    run.wait_line("ready");
+    run.signal(sig::TERM);
+    let out = run.wait();
+    out.assert_code(0);
+    assert_eq!(out.err(), "", "a forwarded stop\n{}", out.describe());
+}
+
+/// `ENVINIT_LOG=info` gives the start and exit lines, and the stop signal
+/// with what was forwarded and the grace period.
+#[test]
+fn info_says_start_stop_and_exit() {
+    if !have_unshare() {
+        return;
+    }
+    let Some(args) = with_py(&["--rewrite", "TERM:QUIT"], "report", &["--exit-on", "3"]) else {
+        return;
+    };
+    let run = Spec::pid1(&args).env("ENVINIT_LOG", "info").start();
+    run.wait_line("ready");
+    run.signal(sig::TERM);
+    let out = run.wait();
+    out.assert_code(0);
+    let err = out.err();
+    assert!(
+        err.contains("info: child started pid="),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        err.contains("stop signal received")
+            && err.contains("signal=SIGTERM forwarded=SIGQUIT grace=8s"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        err.contains("info: child exited code=0"),
+        "{}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -505,6 +585,80 @@ fn catchable_signals_are_forwarded_to_the_child() {
     let out = run.wait();
     out.assert_code(0);
     assert!(has_line(&out.out(), &sig_line(sig::TERM, 1)));
+}
+
+/// Every real-time signal, 34 (glibc's and Docker's SIGRTMIN, which musl's
+/// sigfillset leaves out) to 64, reaches the child.
+#[test]
+fn every_realtime_signal_34_to_64_is_forwarded() {
+    if !have_unshare() {
+        return;
+    }
+    let Some(args) = with_py(&[], "report", &["--exit-on", "15"]) else {
+        return;
+    };
+    let run = Spec::pid1(&args).start();
+    run.wait_line("ready");
+    for signo in 34..=64 {
+        run.signal(signo);
+        run.wait_line(&sig_line(signo, 1));
+    }
+    run.signal(sig::TERM);
+    run.wait().assert_code(0);
+}
+
+/// 32 and 33 (which glibc programs cannot even catch) reach the child too.
+/// envinit is started with them blocked; the child gets exactly the mask
+/// envinit was started with, so they stay pending in its /proc status.
+#[test]
+fn signals_32_and_33_are_forwarded_and_the_childs_mask_is_restored_exactly() {
+    if !have_unshare() {
+        return;
+    }
+    let inherited = (1u64 << 31) | (1u64 << 32) | (1u64 << (sig::USR2 - 1));
+    let run = Spec::pid1(["sleep", "30"]).blocked(inherited).start();
+    let child = run.main_child("sleep");
+    let mask = signal_mask(child, "SigBlk").unwrap_or(0);
+    assert_eq!(mask & inherited, inherited, "child mask {mask:x}");
+    assert_eq!(
+        mask & (1 << (sig::TERM - 1)),
+        0,
+        "TERM blocked in the child: {mask:x}"
+    );
+    for signo in [32, 33] {
+        run.signal(signo);
+        wait_until(
+            &format!("signal {signo} pending in the child"),
+            EVENT_TIMEOUT,
+            || signal_pending(child, signo).then_some(()),
+        );
+    }
+    run.signal(sig::TERM);
+    run.wait().assert_code(128 + sig::TERM);
+}
+
+/// `RTMIN+3` means 37 whatever C library envinit is built with (musl's own
+/// SIGRTMIN is 35).
+#[test]
+fn realtime_names_follow_glibc_and_docker() {
+    if !have_unshare() {
+        return;
+    }
+    let Some(args) = with_py(
+        &["--rewrite", "RTMIN+3:USR1", "--rewrite", "RTMAX-1:RTMIN"],
+        "report",
+        &["--exit-on", "15"],
+    ) else {
+        return;
+    };
+    let run = Spec::pid1(&args).start();
+    run.wait_line("ready");
+    run.signal(37);
+    run.wait_line(&sig_line(sig::USR1, 1));
+    run.signal(63);
+    run.wait_line(&sig_line(34, 1));
+    run.signal(sig::TERM);
+    run.wait().assert_code(0);
 }
 
 #[test]

@@ -278,7 +278,11 @@ impl Eval<'_> {
     /// An expression's text, `None` when a problem was recorded.
     fn expr(&mut self, expr: &Expr) -> Option<String> {
         let got = self.primary(&expr.primary, expr.offset).ok()?;
-        let mut value: Option<String> = got.map(|v| v.to_string());
+        // One rule for variables and secrets: an empty value counts as
+        // unset; `| default ""` is how a template accepts one on purpose.
+        let empty = got.as_deref() == Some("")
+            && matches!(expr.primary, Primary::Env(_) | Primary::Secret(_));
+        let mut value: Option<String> = got.filter(|_| !empty).map(|v| v.to_string());
         let mut changed = false;
         for filter in &expr.filters {
             if let Op::Default(fallback) = &filter.op {
@@ -289,7 +293,7 @@ impl Eval<'_> {
                 continue;
             }
             let Some(current) = value.take() else {
-                self.unset(expr, true);
+                self.unset(expr, true, empty);
                 return None;
             };
             value = Some(match &filter.op {
@@ -333,16 +337,28 @@ impl Eval<'_> {
             changed = true;
         }
         if value.is_none() {
-            self.unset(expr, false);
+            self.unset(expr, false, empty);
         }
         value
     }
 
-    fn unset(&mut self, expr: &Expr, before_formatter: bool) {
+    /// Reports an expression with no value: unset, or (`empty`) set to
+    /// nothing, which counts the same.
+    fn unset(&mut self, expr: &Expr, before_formatter: bool, empty: bool) {
         let first = if before_formatter { " first" } else { "" };
         let message = match &expr.primary {
+            Primary::Env(name) if empty && self.values.reads_file(name) => format!(
+                "{name}_FILE names an empty file: put the value in it, or accept an empty value on purpose{first}: {{{{ {name} | default \"\" }}}}"
+            ),
+            Primary::Env(name) if empty => format!(
+                "{name} is set but empty: give it a value, or accept an empty value on purpose{first}: {{{{ {name} | default \"\" }}}}"
+            ),
             Primary::Env(name) => format!(
                 "{name} is not set: set it, or give a default{first}: {{{{ {name} | default \"...\" }}}}"
+            ),
+            Primary::Secret(name) if empty => format!(
+                "secret {name} in {} is empty: put the value in it, or accept an empty value on purpose{first}: {{{{ secrets.{name} | default \"\" }}}}",
+                self.values.secrets_dir().display()
             ),
             Primary::Secret(name) => format!(
                 "secret {name} is not in {}: create it, or give a default{first}: {{{{ secrets.{name} | default \"...\" }}}}",

@@ -55,7 +55,7 @@ pub(crate) fn expand(src: &Path, dest: &Path, count: &mut usize) -> Result<Vec<J
         vec![format!(
             "{}: cannot read the template ({}): check the path given to --template",
             src.display(),
-            e.kind()
+            crate::logging::reason(&e)
         )]
     })?;
     if meta.is_file() {
@@ -103,7 +103,7 @@ fn walk(
             problems.push(format!(
                 "{}: cannot list the template directory ({})",
                 dir.display(),
-                e.kind()
+                crate::logging::reason(&e)
             ));
             return;
         }
@@ -117,7 +117,7 @@ fn walk(
             Err(e) => problems.push(format!(
                 "{}: cannot list the template directory ({})",
                 dir.display(),
-                e.kind()
+                crate::logging::reason(&e)
             )),
         }
     }
@@ -129,7 +129,7 @@ fn walk(
                 problems.push(format!(
                     "{}: cannot read the template ({})",
                     path.display(),
-                    e.kind()
+                    crate::logging::reason(&e)
                 ));
                 continue;
             }
@@ -176,7 +176,7 @@ pub(crate) fn read_template(path: &Path) -> Result<Vec<u8>, String> {
         format!(
             "{}: cannot read the template ({})",
             path.display(),
-            e.kind()
+            crate::logging::reason(&e)
         )
     };
     let too_large = || {
@@ -226,6 +226,13 @@ struct Staged {
 pub(crate) fn write_all(outputs: &[Output]) -> Result<(), Vec<String>> {
     let mut staged: Vec<Staged> = Vec::with_capacity(outputs.len());
     let mut problems = Vec::new();
+    let mut cleaned = BTreeSet::new();
+    for output in outputs {
+        let dir = parent_of(&output.dest);
+        if cleaned.insert(dir) {
+            remove_stale_staged(dir);
+        }
+    }
     for (n, output) in outputs.iter().enumerate() {
         match stage(output, n) {
             Ok(s) => staged.push(s),
@@ -252,7 +259,7 @@ pub(crate) fn write_all(outputs: &[Output]) -> Result<(), Vec<String>> {
                 problems.push(format!(
                     "{}: cannot replace the file ({}); files listed before it were written",
                     s.dest.display(),
-                    e.kind()
+                    crate::logging::reason(&e)
                 ));
             }
         }
@@ -271,6 +278,37 @@ pub(crate) fn write_all(outputs: &[Output]) -> Result<(), Vec<String>> {
     }
 }
 
+/// Removes the staged files an earlier envinit left in `dir` when it was
+/// killed (SIGKILL, the OOM killer) between staging and renaming: files
+/// named exactly as [`stage`] names them, `.envinit-PID-N-N.tmp`, and
+/// nothing else. A directory that cannot be read is left alone.
+fn remove_stale_staged(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if is_staged_name(name.as_encoded_bytes()) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// `.envinit-PID-N-N.tmp`, with decimal numbers.
+fn is_staged_name(name: &[u8]) -> bool {
+    let Some(middle) = name
+        .strip_prefix(b".envinit-")
+        .and_then(|rest| rest.strip_suffix(b".tmp"))
+    else {
+        return false;
+    };
+    let parts: Vec<&[u8]> = middle.split(|b| *b == b'-').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit))
+}
+
 fn parent_of(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -280,8 +318,13 @@ fn parent_of(path: &Path) -> &Path {
 
 fn stage(output: &Output, n: usize) -> Result<Staged, String> {
     let dest = &output.dest;
-    let fail =
-        |what: &str, e: io::Error| format!("{}: cannot {what} ({})", dest.display(), e.kind());
+    let fail = |what: &str, e: io::Error| {
+        format!(
+            "{}: cannot {what} ({})",
+            dest.display(),
+            crate::logging::reason(&e)
+        )
+    };
     check_dest(dest)?;
     let dir = parent_of(dest);
     fs::create_dir_all(dir).map_err(|e| fail("create its directory", e))?;
@@ -324,6 +367,24 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn only_envinits_own_staged_names_count_as_stale() {
+        for name in [".envinit-1-0-0.tmp", ".envinit-4242-17-3.tmp"] {
+            assert!(is_staged_name(name.as_bytes()), "{name}");
+        }
+        for name in [
+            ".envinit-1-0.tmp",
+            ".envinit-1-0-0.tmp.bak",
+            "envinit-1-0-0.tmp",
+            ".envinit-a-0-0.tmp",
+            ".envinit--0-0.tmp",
+            ".envinit-1-0-0-0.tmp",
+            "nginx.conf",
+        ] {
+            assert!(!is_staged_name(name.as_bytes()), "{name}");
+        }
     }
 
     #[test]

@@ -60,6 +60,11 @@ pub struct Summary {
     pub written: usize,
 }
 
+/// The permission bits a file keeps when its output includes a value read
+/// from a secret (`secrets.X` or an `X_FILE`): none for "other", no write
+/// for the group; stricter template modes stay as they are.
+pub const SECRET_MODE_MASK: u32 = 0o750;
+
 /// Renders everything `settings` asks for from this process's environment
 /// and writes it (unless `settings.check`). Does nothing, quickly, when
 /// there is nothing to render.
@@ -87,6 +92,7 @@ pub fn run_with(settings: &RenderSettings, values: &Values) -> Result<Summary, F
             }
         };
         for job in jobs {
+            values.take_secret_read();
             let rendered = match files::read_template(&job.src) {
                 Ok(bytes) => render_template(&job.src.display().to_string(), &bytes, values),
                 Err(problem) => Err(vec![problem]),
@@ -94,10 +100,17 @@ pub fn run_with(settings: &RenderSettings, values: &Values) -> Result<Summary, F
             match rendered {
                 Ok(text) => {
                     total = total.saturating_add(text.len());
+                    // A file holding a secret is not for "other" (nor for
+                    // the group to write): 0644 becomes 0640.
+                    let mode = if values.take_secret_read() {
+                        job.mode & SECRET_MODE_MASK
+                    } else {
+                        job.mode
+                    };
                     outputs.push(files::Output {
                         dest: job.dest,
                         bytes: text.into_bytes(),
-                        mode: job.mode,
+                        mode,
                     });
                 }
                 Err(lines) => problems.extend(lines),

@@ -61,9 +61,51 @@ fn variables_and_defaults() {
     assert_eq!(ok("{{A}}|{{  A  }}", &env), "1G|1G");
     assert_eq!(ok("{{ B | default \"256M\" }}", &env), "256M");
     assert_eq!(ok("{{ EMPTY | default \"x\" }}", &env), "x");
-    assert_eq!(ok("[{{ EMPTY }}]", &env), "[]");
+    assert_eq!(ok("[{{ EMPTY | default \"\" }}]", &env), "[]");
     assert_eq!(ok("{{ A | default \"x\" }}", &env), "1G");
     assert_eq!(ok("{{ B | default 5 }}", &env), "5");
+}
+
+/// One rule: `{{ X }}` needs a non-empty value; an empty one is reported
+/// like an unset one, at its position, saying "empty"; `default ""` accepts
+/// it on purpose. The same for secrets and `X_FILE` files.
+#[test]
+fn an_empty_value_fails_the_strict_check_like_an_unset_one() {
+    let env = [("EMPTY", "")];
+    let problems = err("server_name {{ EMPTY }};\n", &env);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("t:1:16: EMPTY is set but empty"),
+        "{problems:?}"
+    );
+    assert!(problems[0].contains("default \"\""), "{problems:?}");
+    assert!(err("{{ EMPTY | upper }}", &env)[0].contains("empty"));
+    assert!(err("{{ for x in EMPTY }}{{ x }}{{ endfor }}", &env)[0].contains("empty"));
+    assert_eq!(ok("{{ if EMPTY }}y{{ else }}n{{ endif }}", &env), "n");
+
+    let dir = tempdir("empty");
+    fs::write(dir.join("pw"), "\n").unwrap();
+    let file = dir.join("pw").display().to_string();
+    let values = values_in(&[("PW_FILE", &file)], dir.clone());
+    let problems = render_template("t", b"{{ PW }}{{ secrets.pw }}", &values).unwrap_err();
+    assert!(
+        problems[0].contains("PW_FILE names an empty file"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].contains("secret pw in") && problems[1].contains("is empty"),
+        "{problems:?}"
+    );
+    assert_eq!(
+        render_template(
+            "t",
+            b"[{{ PW | default \"\" }}{{ secrets.pw | default \"\" }}]",
+            &values
+        )
+        .unwrap(),
+        "[]"
+    );
+    fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

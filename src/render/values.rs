@@ -20,6 +20,9 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use nix::errno::Errno;
+use nix::libc;
+
 use crate::container::Facts;
 
 /// The largest value envinit accepts: a variable, a secret or an `X_FILE`
@@ -62,8 +65,9 @@ pub struct Values {
     secrets_dir: PathBuf,
     detect: Box<dyn Fn() -> Facts>,
     facts: OnceCell<Facts>,
-    files: RefCell<HashMap<PathBuf, Result<Got, io::ErrorKind>>>,
+    files: RefCell<HashMap<PathBuf, Result<Got, i32>>>,
     read_total: Cell<u64>,
+    secret_read: Cell<bool>,
 }
 
 impl std::fmt::Debug for Values {
@@ -78,7 +82,8 @@ impl std::fmt::Debug for Values {
 
 /// Why reading a file failed, without its content.
 enum ReadError {
-    Io(io::ErrorKind),
+    /// The errno of the failed call.
+    Io(i32),
     TooLarge,
     NotUtf8,
     NotAFile,
@@ -97,6 +102,7 @@ impl Values {
             facts: OnceCell::new(),
             files: RefCell::new(HashMap::new()),
             read_total: Cell::new(0),
+            secret_read: Cell::new(false),
         }
     }
 
@@ -134,6 +140,18 @@ impl Values {
         found
     }
 
+    /// Whether `{{ name }}` reads its value from the file `name_FILE` names.
+    pub(crate) fn reads_file(&self, name: &str) -> bool {
+        self.raw(&format!("{name}_FILE")).is_some()
+    }
+
+    /// Whether a value read from a secret (`secrets.X` or an `X_FILE`) was
+    /// handed out since the last call; clears the mark. Files holding such
+    /// values are written unreadable for "other".
+    pub(crate) fn take_secret_read(&self) -> bool {
+        self.secret_read.replace(false)
+    }
+
     fn raw(&self, name: &str) -> Option<&OsStr> {
         self.env
             .get(OsStr::new(name))
@@ -154,7 +172,10 @@ impl Values {
                 "both {name} and {file_var} are set: unset one of them"
             )),
             (None, Some(path)) => match self.read_file(Path::new(path)) {
-                Ok(v) => Ok(Some(v)),
+                Ok(v) => {
+                    self.secret_read.set(true);
+                    Ok(Some(v))
+                }
                 Err(e) => Err(format!(
                     "{file_var} names a file that {}",
                     e.describe(name, &file_var)
@@ -180,8 +201,11 @@ impl Values {
     pub(crate) fn secret(&self, name: &str) -> Result<Got, String> {
         let path = self.secrets_dir.join(name);
         match self.read_file(&path) {
-            Ok(v) => Ok(Some(v)),
-            Err(ReadError::Io(io::ErrorKind::NotFound)) => Ok(None),
+            Ok(v) => {
+                self.secret_read.set(true);
+                Ok(Some(v))
+            }
+            Err(ReadError::Io(libc::ENOENT)) => Ok(None),
             Err(e) => Err(format!(
                 "secret {name} in {} {}",
                 self.secrets_dir.display(),
@@ -209,13 +233,13 @@ impl Values {
             return match cached {
                 Ok(Some(v)) => Ok(v.clone()),
                 Ok(None) => Err(ReadError::NotUtf8),
-                Err(kind) => Err(ReadError::Io(*kind)),
+                Err(errno) => Err(ReadError::Io(*errno)),
             };
         }
         let result = self.read_file_uncached(path);
         let cached = match &result {
             Ok(v) => Ok(Some(v.clone())),
-            Err(ReadError::Io(kind)) => Err(*kind),
+            Err(ReadError::Io(errno)) => Err(*errno),
             // Not cached: cheap to find again, and rare.
             Err(_) => return result,
         };
@@ -224,18 +248,18 @@ impl Values {
     }
 
     fn read_file_uncached(&self, path: &Path) -> Result<Rc<str>, ReadError> {
-        let meta = std::fs::metadata(path).map_err(|e| ReadError::Io(e.kind()))?;
+        let meta = std::fs::metadata(path).map_err(|e| ReadError::Io(errno_of(&e)))?;
         if !meta.is_file() {
             return Err(ReadError::NotAFile);
         }
         if meta.len() > MAX_VALUE as u64 + 2 {
             return Err(ReadError::TooLarge);
         }
-        let file = File::open(path).map_err(|e| ReadError::Io(e.kind()))?;
+        let file = File::open(path).map_err(|e| ReadError::Io(errno_of(&e)))?;
         let mut bytes = Vec::new();
         file.take(MAX_VALUE as u64 + 3)
             .read_to_end(&mut bytes)
-            .map_err(|e| ReadError::Io(e.kind()))?;
+            .map_err(|e| ReadError::Io(errno_of(&e)))?;
         let total = self.read_total.get().saturating_add(bytes.len() as u64);
         if total > MAX_FILES_TOTAL {
             return Err(ReadError::Budget);
@@ -256,14 +280,22 @@ impl Values {
     }
 }
 
+/// The errno behind an I/O error (EIO if it carries none).
+fn errno_of(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
 impl ReadError {
     /// The end of "X_FILE names a file that ...".
     fn describe(&self, name: &str, file_var: &str) -> String {
         match self {
-            ReadError::Io(io::ErrorKind::NotFound) => {
+            ReadError::Io(libc::ENOENT) => {
                 format!("does not exist: fix {file_var}, or mount the file")
             }
-            ReadError::Io(kind) => format!("cannot be read ({kind}): fix {file_var} or the file"),
+            ReadError::Io(errno) => format!(
+                "cannot be read ({}): fix {file_var} or the file",
+                Errno::from_raw(*errno).desc()
+            ),
             ReadError::NotAFile => format!("is not a regular file: point {file_var} at a file"),
             ReadError::TooLarge => "is larger than 1 MiB: values are limited to 1 MiB".into(),
             ReadError::NotUtf8 => format!("is not valid UTF-8 text: {name} must be text"),
@@ -274,7 +306,10 @@ impl ReadError {
     /// The end of "secret NAME in DIR ...".
     fn describe_secret(&self) -> String {
         match self {
-            ReadError::Io(kind) => format!("cannot be read ({kind}): fix its permissions"),
+            ReadError::Io(errno) => format!(
+                "cannot be read ({}): fix its permissions",
+                Errno::from_raw(*errno).desc()
+            ),
             ReadError::NotAFile => "is not a regular file".into(),
             ReadError::TooLarge => "is larger than 1 MiB: values are limited to 1 MiB".into(),
             ReadError::NotUtf8 => "is not valid UTF-8 text".into(),

@@ -466,6 +466,14 @@ pub enum Fds {
     Leak,
 }
 
+/// `python3 -c BLOCK_AND_EXEC MASK PROGRAM ARGS...`: blocks the signals of
+/// MASK with the raw rt_sigprocmask (so 32-34 too), then execs PROGRAM.
+const BLOCK_AND_EXEC: &str = "import ctypes, os, sys
+mask = ctypes.c_uint64(int(sys.argv[1]))
+if ctypes.CDLL(None, use_errno=True).syscall(14, 0, ctypes.byref(mask), None, 8) != 0:
+    sys.exit('rt_sigprocmask failed')
+os.execv(sys.argv[2], sys.argv[2:])";
+
 /// What to start: envinit's arguments, environment, stdin, cwd.
 pub struct Spec {
     mode: Mode,
@@ -476,6 +484,7 @@ pub struct Spec {
     cwd: Option<PathBuf>,
     timeout: Duration,
     fds: Option<Fds>,
+    blocked: u64,
 }
 
 impl Spec {
@@ -499,6 +508,7 @@ impl Spec {
             cwd: None,
             timeout: RUN_TIMEOUT,
             fds: None,
+            blocked: 0,
         }
     }
 
@@ -541,12 +551,28 @@ impl Spec {
         self
     }
 
+    /// Starts envinit with these signals blocked (bit N-1 for signal N, set
+    /// with the raw system call, so 32-34 too), as a parent may start it.
+    pub fn blocked(mut self, mask: u64) -> Spec {
+        self.blocked = mask;
+        self
+    }
+
     /// Starts envinit.
     pub fn start(self) -> Running {
         let mut command = match self.mode {
             Mode::Pid1 => {
                 let mut c = Command::new("unshare");
-                c.args(["--pid", "--fork", "--mount-proc"]).arg(envinit());
+                c.args(["--pid", "--fork", "--mount-proc"]);
+                if self.blocked != 0 {
+                    // unshare (glibc) drops 32 and 33 from the mask it passes
+                    // on, so they are blocked again after it, by a python3
+                    // that then execs envinit (which stays PID 1).
+                    c.arg(python().unwrap_or(Path::new("python3")))
+                        .args(["-c", BLOCK_AND_EXEC])
+                        .arg(self.blocked.to_string());
+                }
+                c.arg(envinit());
                 c
             }
             Mode::Direct => Command::new(envinit()),
@@ -567,6 +593,27 @@ impl Spec {
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
         if let Some(dir) = &self.cwd {
             command.current_dir(dir);
+        }
+        if self.blocked != 0 {
+            let mask = self.blocked;
+            // SAFETY: rt_sigprocmask is async-signal-safe and reads the
+            // 8-byte mask on this closure's stack.
+            unsafe {
+                command.pre_exec(move || {
+                    let rc = libc::syscall(
+                        libc::SYS_rt_sigprocmask,
+                        libc::SIG_BLOCK,
+                        &mask as *const u64,
+                        std::ptr::null_mut::<u64>(),
+                        8usize,
+                    );
+                    if rc == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
         }
         if let Some(fds) = self.fds {
             let null = std::fs::File::open("/dev/null").unwrap();
