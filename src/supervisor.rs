@@ -244,14 +244,19 @@ impl SignalBuffer {
             let size = std::mem::size_of_val(&self.records);
             // SAFETY: the kernel writes at most `size` bytes into the array
             // we own; signalfd writes whole records only.
-            let read =
-                unsafe { libc::read(fd.as_raw_fd(), self.records.as_mut_ptr().cast(), size) };
-            match usize::try_from(read) {
+            let read = unsafe {
+                raw::syscall4(
+                    libc::SYS_read,
+                    fd.as_raw_fd() as usize,
+                    self.records.as_mut_ptr() as usize,
+                    size,
+                    0,
+                )
+            };
+            match read {
                 Ok(bytes) => self.len = bytes / std::mem::size_of::<libc::signalfd_siginfo>(),
-                Err(_) => match Errno::last() {
-                    Errno::EINTR | Errno::EAGAIN => {}
-                    e => tracing::warn!(error = e.desc(), "reading signals failed; carrying on"),
-                },
+                Err(Errno::EINTR | Errno::EAGAIN) => {}
+                Err(e) => tracing::warn!(error = e.desc(), "reading signals failed; carrying on"),
             }
         }
         self.records[..self.len]
@@ -277,33 +282,102 @@ fn readable_before(fd: &OwnedFd, deadline: Instant) -> bool {
     }
 }
 
+/// The system calls of the wake-up path (the signalfd read, wait4), made
+/// directly: musl's wrappers are cancellation points that cost more
+/// user-space instructions than the rest of a wake-up, which runs once per
+/// reaped orphan (bench/run, "instructions per reap").
+mod raw {
+    use nix::errno::Errno;
+    use nix::libc;
+
+    /// A system call with up to four arguments (unused ones are 0); a
+    /// negative result is the errno.
+    ///
+    /// # Safety
+    /// The arguments must be valid for `nr` (pointers to memory the caller
+    /// owns, of the sizes the call expects).
+    #[inline(always)]
+    pub unsafe fn syscall4(
+        nr: libc::c_long,
+        a: usize,
+        b: usize,
+        c: usize,
+        d: usize,
+    ) -> Result<usize, Errno> {
+        let ret: isize;
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the x86_64 Linux system call convention: number in rax,
+        // arguments in rdi, rsi, rdx, r10; the kernel clobbers rcx and r11.
+        unsafe {
+            std::arch::asm!(
+                "syscall",
+                inlateout("rax") nr as isize => ret,
+                in("rdi") a,
+                in("rsi") b,
+                in("rdx") c,
+                in("r10") d,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: the aarch64 Linux system call convention: number in x8,
+        // arguments in x0-x3, the result in x0.
+        unsafe {
+            std::arch::asm!(
+                "svc 0",
+                in("x8") nr,
+                inlateout("x0") a as isize => ret,
+                in("x1") b,
+                in("x2") c,
+                in("x3") d,
+                options(nostack),
+            );
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        // SAFETY: as the caller promised; the C library's generic wrapper.
+        unsafe {
+            ret = match libc::syscall(nr, a, b, c, d) {
+                -1 => -(Errno::last_raw() as isize),
+                r => r as isize,
+            };
+        }
+        if (-4095..0).contains(&ret) {
+            Err(Errno::from_raw(-ret as i32))
+        } else {
+            Ok(ret as usize)
+        }
+    }
+}
+
 /// Reaps every child that has changed state, in one batch; tells the
 /// lifecycle about the main child. Returns whether any child is left.
 fn reap_all(child: Pid, lifecycle: &mut Lifecycle, os: &mut Linux) -> bool {
     let mut reaped = 0u32;
     let left = loop {
         let mut status: libc::c_int = 0;
-        // SAFETY: waitpid only writes the status integer we own.
-        let pid = unsafe {
-            libc::waitpid(
-                -1,
-                &mut status,
-                libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED,
+        // SAFETY: wait4 only writes the status integer we own (the rusage
+        // pointer is null).
+        let waited = unsafe {
+            raw::syscall4(
+                libc::SYS_wait4,
+                -1isize as usize,
+                std::ptr::from_mut(&mut status) as usize,
+                (libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED) as usize,
+                0,
             )
         };
-        if pid == 0 {
-            break true;
-        }
-        if pid < 0 {
-            match Errno::last() {
-                Errno::EINTR => continue,
-                Errno::ECHILD => break false,
-                e => {
-                    tracing::warn!(error = e.desc(), "waitpid failed; carrying on");
-                    break true;
-                }
+        let pid = match waited {
+            Ok(0) => break true,
+            Ok(pid) => pid as libc::pid_t,
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECHILD) => break false,
+            Err(e) => {
+                tracing::warn!(error = e.desc(), "waitpid failed; carrying on");
+                break true;
             }
-        }
+        };
         let exited = if libc::WIFEXITED(status) {
             Some(ChildStatus::Exited(
                 u8::try_from(libc::WEXITSTATUS(status)).unwrap_or(u8::MAX),
