@@ -67,6 +67,8 @@ for n in names:
         s["startup_instructions"] = int(num(r["startup_instr"]))
     if num(r.get("startup_instr_env50")) is not None:
         s["startup_instructions_env50"] = int(num(r["startup_instr_env50"]))
+    if num(r.get("reap_instr_lockstep")) is not None:
+        s["reap_instructions_lockstep"] = int(num(r["reap_instr_lockstep"]))
     if num(r.get("peak_rss_kib")) is not None:
         s["peak_rss_kib"] = int(num(r["peak_rss_kib"]))
         s["rss_kib"] = int(num(r.get("rss_kib", "0")) or 0)
@@ -93,6 +95,7 @@ METRICS = [  # key, column title, format
     ("startup_direct_overhead_us", "start +us direct", "{:.0f}"),
     ("startup_instructions", "start instr", "{:,.0f}"),
     ("startup_instructions_env50", "instr +50 env", "{:,.0f}"),
+    ("reap_instructions_lockstep", "instr/reap", "{:,.0f}"),
     ("peak_rss_kib", "peak RSS KiB", "{:.0f}"),
     ("reap_cpu_us_per_zombie", "reap us/zombie", "{:.2f}"),
     ("reap_batch_cpu_us_per_zombie", "batch us/zombie", "{:.2f}"),
@@ -197,6 +200,7 @@ def goal(name, key, ref, strict=False, spread_key=None):
 
 goal("startup_instructions <= tini-static", "startup_instructions", "tini-static")
 goal("startup_instructions_env50 <= tini-static", "startup_instructions_env50", "tini-static")
+goal("reap_instructions_lockstep <= tini-static", "reap_instructions_lockstep", "tini-static")
 goal("peak_rss_kib <= tini-static", "peak_rss_kib", "tini-static")
 reap_ref = "tini" if "reap_cpu_us_per_zombie" in summary.get("tini", {}) else "tini-static"
 goal(f"reap_cpu_us_per_zombie <= {reap_ref}", "reap_cpu_us_per_zombie", reap_ref,
