@@ -228,6 +228,54 @@ fn a_child_ignoring_sigterm_is_killed_after_the_grace_period() {
     );
 }
 
+/// With the default grace (8 s) and Docker's default stop timeout (10 s),
+/// envinit's SIGKILL comes first and says so in `docker logs`; a clean
+/// stop says nothing at all.
+#[test]
+fn the_default_grace_beats_dockers_stop_timeout_and_says_so() {
+    if !image() {
+        return;
+    }
+    // An empty variable counts as unset: the image's ENVINIT_GRACE=5s
+    // gives way to envinit's default.
+    let c = Container::start(&[
+        "-e",
+        "ENVINIT_GRACE=",
+        IMAGE,
+        "sh",
+        "-c",
+        "trap '' TERM; echo ready; sleep 1000",
+    ]);
+    c.wait_for_log("ready");
+    let start = Instant::now();
+    let out = run(Command::new("docker").args(["stop", &c.0]));
+    assert!(out.status.success());
+    let took = start.elapsed();
+    let out = run(Command::new("docker").args(["inspect", "-f", "{{.State.ExitCode}}", &c.0]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "137");
+    assert!(
+        took >= Duration::from_secs(7) && took < Duration::from_secs(10),
+        "docker stop took {took:?}: envinit's 8 s grace should end it before Docker's 10 s"
+    );
+    let logs = run(Command::new("docker").args(["logs", &c.0]));
+    let err = String::from_utf8_lossy(&logs.stderr);
+    assert!(
+        err.contains("envinit: warn: grace period over: killing every process left grace=8s"),
+        "{err}"
+    );
+
+    let c = Container::start(&[IMAGE, "sh", "-c", "echo ready; exec sleep 1000"]);
+    c.wait_for_log("ready");
+    let (code, _) = c.stop();
+    assert_eq!(code, 143);
+    let logs = run(Command::new("docker").args(["logs", &c.0]));
+    assert_eq!(
+        String::from_utf8_lossy(&logs.stderr),
+        "",
+        "a clean stop printed something"
+    );
+}
+
 #[test]
 fn orphans_are_reaped_in_the_container() {
     if !image() {
