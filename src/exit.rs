@@ -4,6 +4,9 @@
 
 /// A usage error on the command line (EX_USAGE).
 pub const USAGE: u8 = 64;
+/// A dependency named by `--wait` was not ready in time; the app was not
+/// started (EX_UNAVAILABLE).
+pub const UNAVAILABLE: u8 = 69;
 /// An operating-system call envinit needs for setup failed (EX_OSERR).
 pub const OS_ERROR: u8 = 71;
 /// A configuration error: a bad `ENVINIT_*` value, or a template or ini

@@ -8,6 +8,9 @@
 //! - [`logging`]: envinit's own log lines, on stderr only.
 //! - [`render`]: config files rendered from the environment (templates, ini).
 //! - [`container`]: the container's memory and CPU limits, from its cgroup.
+//! - [`launch`]: what the app runs as and with (`--user`, `--export-file-vars`).
+//! - [`user`]: /etc/passwd and /etc/group, names and ids for `--user`.
+//! - [`wait`]: dependencies awaited before the start, and `--probe`.
 //! - [`supervisor`]: the Linux side of PID 1: spawn, signals, reaping.
 //! - [`lifecycle`]: what PID 1 decides on each event, free of system calls.
 //! - [`signals`]: signal names and numbers.
@@ -21,9 +24,12 @@
 pub mod arena;
 pub mod container;
 pub mod exit;
+pub mod launch;
 pub mod lifecycle;
 pub mod logging;
 pub mod render;
 pub mod settings;
 pub mod signals;
 pub mod supervisor;
+pub mod user;
+pub mod wait;

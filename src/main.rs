@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use envinit::settings::{self, Request};
-use envinit::{arena, exit, logging, render, supervisor};
+use envinit::{arena, exit, launch, logging, render, supervisor, wait};
 
 /// Start-up allocations come from a small static arena (see `arena`).
 #[global_allocator]
@@ -39,9 +39,14 @@ fn main() -> ExitCode {
         );
     }
 
+    // --probe: check each URL once, report, and stop there (HEALTHCHECK).
+    if let Some(probe) = &settings.probe {
+        return ExitCode::from(wait::probe(probe));
+    }
+
     // --check: render in memory, report, and stop there.
     if settings.render.check {
-        return match render_config(&settings.render) {
+        return match render_config(&settings.render, None) {
             Ok(files) => {
                 tracing::info!(files, "check passed: every file renders");
                 ExitCode::SUCCESS
@@ -57,16 +62,37 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e.message, e.code),
     };
 
-    // 3. Render: config files from the environment, all or nothing.
+    // 3. Launch: the app's user and environment (--user, --export-file-vars),
+    //    resolved before anything is written or started.
+    let launch = match launch::prepare(&settings.launch) {
+        Ok(launch) => launch,
+        Err(problems) => {
+            for problem in &problems {
+                tracing::error!("{problem}");
+            }
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+
+    // 4. Render: config files from the environment, all or nothing, owned
+    //    by the --user.
     if !settings.render.is_empty() {
-        if let Err(code) = render_config(&settings.render) {
+        if let Err(code) = render_config(&settings.render, launch.owner()) {
             return code;
         }
     }
 
-    // 4. Spawn and supervise until the child and everything it left are gone.
-    match supervisor::run(&settings.supervise, &settings.command, signals) {
-        // 5. Exit with the child's code (128+N if killed), after --remap-exit.
+    // 5. Wait for dependencies (--wait); a stop signal ends the start here.
+    if !settings.wait.targets.is_empty() {
+        if let Err(code) = wait::wait_for(&settings.wait, &signals) {
+            return ExitCode::from(settings.final_code(code));
+        }
+    }
+
+    // 6. Spawn (as the --user) and supervise until the child and everything
+    //    it left are gone.
+    match supervisor::run(&settings.supervise, &settings.command, &launch, signals) {
+        // 7. Exit with the child's code (128+N if killed), after --remap-exit.
         Ok(status) => ExitCode::from(settings.final_code(status.code())),
         Err(e) => fail(&e.message, e.code),
     }
@@ -74,8 +100,11 @@ fn main() -> ExitCode {
 
 /// Renders (or with `--check` only evaluates) every file; on failure prints
 /// every problem and returns exit code 78.
-fn render_config(render: &settings::RenderSettings) -> Result<usize, ExitCode> {
-    match render::run(render) {
+fn render_config(
+    render: &settings::RenderSettings,
+    owner: Option<(u32, u32)>,
+) -> Result<usize, ExitCode> {
+    match render::run(render, owner) {
         Ok(summary) => {
             tracing::debug!(files = summary.written, "config rendered");
             Ok(summary.rendered)

@@ -22,7 +22,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::exit;
+use crate::launch::LaunchSettings;
 use crate::signals;
+use crate::wait::{self, Checks};
 
 /// Everything envinit does in this start.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +39,12 @@ pub struct Settings {
     pub render: RenderSettings,
     /// envinit's own log lines.
     pub log: LogSettings,
+    /// `--user`, `--export-file-vars`: what the app runs as and with.
+    pub launch: LaunchSettings,
+    /// `--wait`: dependencies awaited before the start.
+    pub wait: Checks,
+    /// `--probe`: check these once, report, run nothing.
+    pub probe: Option<Checks>,
     /// `ENVINIT_*` variables that name no option (likely typos), to warn
     /// about once logging is set up.
     pub unknown_variables: Vec<String>,
@@ -184,6 +192,7 @@ envinit: render config from the environment, then run COMMAND as PID 1
 
 Usage: envinit [OPTIONS] [--] COMMAND [ARG...]
        envinit --check [OPTIONS]
+       envinit --probe URL [--probe URL...] [--probe-timeout DURATION]
 
 Options stop at the first word that is not an option: the command's own
 flags are passed on untouched. Each option can also be set by a variable
@@ -209,6 +218,21 @@ Config:
       --secrets-dir DIR       where {{ secrets.NAME }} reads [default: /run/secrets]
       --check[=BOOL]          render in memory, report problems, write and run
                               nothing (exit 0 or 78)
+Start-up:
+  -u, --user USER[:GROUP]     run COMMAND as this user (names or numeric ids,
+                              from /etc/passwd and /etc/group); envinit stays root
+      --export-file-vars[=BOOL]
+                              give COMMAND X=<content> for every X_FILE naming
+                              a readable file (and no X_FILE)
+      --wait URL              start COMMAND only once URL is ready: tcp://HOST:PORT,
+                              http://HOST[:PORT]/PATH (2xx), unix:///PATH,
+                              file:///PATH; repeatable, all checked at once
+      --wait-timeout DURATION give up (exit 69) after this long [default: 60s]
+Health check (runs no command):
+      --probe URL             check URL once (same forms as --wait); exit 0 if
+                              all are ready, 1 if not; repeatable
+      --probe-timeout DURATION
+                              bound on the probe [default: 2s]
 Other:
   -h, --help                  print this help
   -V, --version               print the version
@@ -218,7 +242,8 @@ a clean run prints nothing),
 ENVINIT_LOG_FORMAT=text|json. Durations: 500ms, 10s, 2m, 1h (a bare number is
 seconds). Booleans: 1/0, true/false, yes/no, on/off.
 Exit codes: the child's code; 128+N if it was killed by signal N; 64 usage,
-71 OS error, 78 config error, 126 not executable, 127 not found.
+69 dependency not ready, 71 OS error, 78 config error, 126 not executable,
+127 not found.
 Docs: docs/options.md, docs/templates.md, docs/exit-codes.md
 ";
 
@@ -231,8 +256,13 @@ const VALUE_OPTIONS: &[&str] = &[
     "template",
     "ini",
     "secrets-dir",
+    "user",
+    "wait",
+    "wait-timeout",
+    "probe",
+    "probe-timeout",
 ];
-const BOOL_OPTIONS: &[&str] = &["signal-group", "check"];
+const BOOL_OPTIONS: &[&str] = &["signal-group", "check", "export-file-vars"];
 
 /// Variables that are not options (`ENVINIT_LOG`, `ENVINIT_LOG_FORMAT`).
 const ENV_ONLY: &[&str] = &["log", "log-format"];
@@ -259,6 +289,12 @@ struct EnvOptions {
     ini: Option<String>,
     secrets_dir: Option<String>,
     check: Option<String>,
+    user: Option<String>,
+    export_file_vars: Option<String>,
+    wait: Option<String>,
+    wait_timeout: Option<String>,
+    probe: Option<String>,
+    probe_timeout: Option<String>,
     log: Option<String>,
     log_format: Option<String>,
 }
@@ -403,6 +439,7 @@ fn split_option(text: &str) -> Result<(&str, Option<String>), SettingsError> {
         "h" => "help",
         "V" => "version",
         "t" => "template",
+        "u" => "user",
         _ => return Err(usage(format!("unknown option -{letter}"))),
     };
     Ok((name, (!rest.is_empty()).then(|| rest.to_string())))
@@ -464,6 +501,12 @@ fn build(
             "ini" => env_options.ini.clone(),
             "secrets-dir" => env_options.secrets_dir.clone(),
             "check" => env_options.check.clone(),
+            "user" => env_options.user.clone(),
+            "export-file-vars" => env_options.export_file_vars.clone(),
+            "wait" => env_options.wait.clone(),
+            "wait-timeout" => env_options.wait_timeout.clone(),
+            "probe" => env_options.probe.clone(),
+            "probe-timeout" => env_options.probe_timeout.clone(),
             _ => None,
         }
     };
@@ -575,7 +618,9 @@ fn build(
         };
     }
 
-    if command.is_empty() && !render.check {
+    let (launch, wait, probe) = start_up(&mut raw, !command.is_empty())?;
+
+    if command.is_empty() && !render.check && probe.is_none() {
         return Err(usage(
             "no command given: envinit [OPTIONS] [--] COMMAND [ARG...]".into(),
         ));
@@ -586,8 +631,54 @@ fn build(
         remap_exit,
         render,
         log,
+        launch,
+        wait,
+        probe,
         unknown_variables,
     })))
+}
+
+/// `--user`, `--export-file-vars`, `--wait`, `--wait-timeout`, `--probe`,
+/// `--probe-timeout`. `--probe` from the command line runs no command;
+/// `ENVINIT_PROBE` only applies when no command is given.
+fn start_up(
+    raw: &mut impl FnMut(&'static str) -> Option<Raw>,
+    has_command: bool,
+) -> Result<(LaunchSettings, Checks, Option<Checks>), SettingsError> {
+    let mut launch = LaunchSettings::default();
+    if let Some(r) = raw("user") {
+        launch.user = r.last().map(String::from);
+    }
+    if let Some(r) = raw("export-file-vars") {
+        launch.export_file_vars = r
+            .last()
+            .map(parse_bool)
+            .transpose()
+            .map_err(|e| r.error(e))?
+            .unwrap_or(false);
+    }
+    let checks = |r: Option<Raw>, timeout: Option<Raw>, mut checks: Checks| {
+        if let Some(t) = timeout.as_ref().and_then(|t| Some((t, t.last()?))) {
+            checks.timeout = parse_duration(t.1).map_err(|e| t.0.error(e))?;
+        }
+        let mut cli = false;
+        if let Some(r) = r {
+            cli = matches!(r.source, Source::Cli);
+            for v in &r.values {
+                checks.targets.push(wait::parse(v).map_err(|e| r.error(e))?);
+            }
+        }
+        Ok::<_, SettingsError>((checks, cli))
+    };
+    let (wait, _) = checks(raw("wait"), raw("wait-timeout"), Checks::wait_default())?;
+    let (probe, probe_cli) = checks(raw("probe"), raw("probe-timeout"), Checks::probe_default())?;
+    if probe_cli && has_command {
+        return Err(usage(
+            "--probe runs no command: give either --probe URL or a command".into(),
+        ));
+    }
+    let probe = (!probe.targets.is_empty() && (probe_cli || !has_command)).then_some(probe);
+    Ok((launch, wait, probe))
 }
 
 /// Parses `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds.

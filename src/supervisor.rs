@@ -30,6 +30,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::{self, ForkResult, Pid};
 
 use crate::exit;
+use crate::launch::Launch;
 use crate::lifecycle::{ChildStatus, Lifecycle, Processes, StopCause};
 use crate::settings::{SuperviseSettings, format_duration};
 use crate::signals;
@@ -140,6 +141,24 @@ pub fn take_signals() -> Result<Signals, SpawnError> {
     Ok(Signals { fd, original })
 }
 
+impl Signals {
+    /// The signalfd, for a phase before the spawn that must wake on a
+    /// signal (the wait for dependencies).
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Before the spawn only: reads the pending signals (without blocking)
+    /// and returns the first stop signal among them. The others are
+    /// dropped, as there is no child yet to forward them to.
+    pub fn stop_before_spawn(&self) -> Option<i32> {
+        let mut buffer = SignalBuffer::new();
+        // A deadline of now: a poll that does not wait, then one read.
+        let mut signals = buffer.next(&self.fd, Some(Instant::now()));
+        signals.find(|s| crate::lifecycle::is_stop_signal(*s))
+    }
+}
+
 /// A failed system call before the child runs: exit 71.
 fn os_error(what: &str, e: Errno) -> SpawnError {
     SpawnError {
@@ -153,6 +172,7 @@ fn os_error(what: &str, e: Errno) -> SpawnError {
 pub fn run(
     settings: &SuperviseSettings,
     command: &[OsString],
+    launch: &Launch,
     signals: Signals,
 ) -> Result<ChildStatus, SpawnError> {
     let Signals {
@@ -181,7 +201,7 @@ pub fn run(
         pid1,
         "supervising"
     );
-    let child = spawn(command, original)?;
+    let child = spawn(command, launch, original)?;
     tracing::info!(pid = child.as_raw(), "child started");
 
     let mut os = Linux { child, pid1 };
@@ -406,12 +426,19 @@ fn reap_all(child: Pid, lifecycle: &mut Lifecycle, os: &mut Linux) -> bool {
 /// Starts the child: its own process group (the terminal's foreground group
 /// if envinit holds the terminal), envinit's original signal mask, SIGPIPE
 /// back to default. Exec errors come back through a close-on-exec pipe and
-/// map to 127 (not found) and 126 (not executable).
+/// map to 127 (not found) and 126 (not executable). With `--user`, the
+/// child sets its groups, gid and uid (real, effective, saved) just before
+/// the exec; with a prepared environment it gets that one instead of
+/// envinit's.
 ///
 /// A plain fork and execvp rather than `std::process::Command`: everything
 /// is prepared before the fork, and this is a third of the allocations (the
 /// dearest part of envinit's start-up under musl).
-fn spawn(command: &[OsString], original_mask: KernelSigset) -> Result<Pid, SpawnError> {
+fn spawn(
+    command: &[OsString],
+    launch: &Launch,
+    original_mask: KernelSigset,
+) -> Result<Pid, SpawnError> {
     let Some(program) = command.first() else {
         return Err(SpawnError {
             code: exit::USAGE,
@@ -429,6 +456,13 @@ fn spawn(command: &[OsString], original_mask: KernelSigset) -> Result<Pid, Spawn
         })?;
     let mut pointers: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     pointers.push(std::ptr::null());
+    // Only with --user or --export-file-vars: the child's own environment.
+    let envp: Option<Vec<*const libc::c_char>> = launch.env.as_ref().map(|env| {
+        let mut envp: Vec<_> = env.iter().map(|e| e.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        envp
+    });
+    let ids = launch.identity.as_ref().filter(|_| launch.switch);
     let os_error = |what: &str, e: Errno| {
         os_error(
             &format!("cannot start {:?}: {what}", program.to_string_lossy()),
@@ -447,15 +481,18 @@ fn spawn(command: &[OsString], original_mask: KernelSigset) -> Result<Pid, Spawn
     match unsafe { unistd::fork() } {
         Ok(ForkResult::Child) => exec_child(
             &pointers,
+            envp.as_deref(),
+            ids,
             &original_mask,
             take_terminal,
             report_write.as_raw_fd(),
         ),
         Ok(ForkResult::Parent { child }) => {
             drop(report_write);
-            let mut errno = [0u8; 4];
+            // errno, then the step that failed (0: the exec).
+            let mut report = [0u8; 8];
             let read = loop {
-                match unistd::read(&report_read, &mut errno) {
+                match unistd::read(&report_read, &mut report) {
                     Err(Errno::EINTR) => continue,
                     other => break other,
                 }
@@ -463,13 +500,27 @@ fn spawn(command: &[OsString], original_mask: KernelSigset) -> Result<Pid, Spawn
             match read {
                 // End of file: the exec succeeded and closed the pipe.
                 Ok(0) => Ok(child),
-                Ok(_) => {
+                Ok(n) => {
                     // The exec failed; the child has _exited: reap it now.
                     let _ = nix::sys::wait::waitpid(child, None);
-                    Err(spawn_error(
-                        program,
-                        Errno::from_raw(i32::from_ne_bytes(errno)),
-                    ))
+                    let [e0, e1, e2, e3, s0, s1, s2, s3] = report;
+                    let errno = Errno::from_raw(i32::from_ne_bytes([e0, e1, e2, e3]));
+                    let step = if n == 8 {
+                        i32::from_ne_bytes([s0, s1, s2, s3])
+                    } else {
+                        0
+                    };
+                    Err(match USER_STEPS.get(step as usize) {
+                        Some(call) if step > 0 => SpawnError {
+                            code: exit::OS_ERROR,
+                            message: format!(
+                                "cannot start {:?} as the --user: {call} failed: {} (envinit needs root, or CAP_SETUID and CAP_SETGID)",
+                                program.to_string_lossy(),
+                                errno.desc()
+                            ),
+                        },
+                        _ => spawn_error(program, errno),
+                    })
                 }
                 Err(e) => {
                     tracing::warn!(
@@ -484,18 +535,32 @@ fn spawn(command: &[OsString], original_mask: KernelSigset) -> Result<Pid, Spawn
     }
 }
 
+/// What the forked child reports as failed: 0 the exec, then the user switch.
+const USER_STEPS: [&str; 4] = ["exec", "setgroups", "setresgid", "setresuid"];
+
 /// In the forked child: set up and exec, or report errno and `_exit(127)`.
 fn exec_child(
     argv: &[*const libc::c_char],
+    envp: Option<&[*const libc::c_char]>,
+    ids: Option<&crate::user::Identity>,
     mask: &KernelSigset,
     take_terminal: bool,
-    report: RawFd,
+    report_fd: RawFd,
 ) -> ! {
     // SAFETY: only async-signal-safe calls on plain integers and on memory
-    // prepared before the fork (argv is NULL-terminated, its strings
-    // NUL-terminated, all owned by the parent's frame, which the child
-    // shares as a copy until exec).
+    // prepared before the fork (argv and envp are NULL-terminated, their
+    // strings NUL-terminated, the groups a plain slice, all owned by the
+    // parent's frame, which the child shares as a copy until exec). The ids
+    // are changed by raw system calls, not through the C library (single
+    // thread: no other thread's credentials to keep in step).
     unsafe {
+        let fail = |step: i32| -> ! {
+            let mut report = [0u8; 8];
+            report[..4].copy_from_slice(&Errno::last_raw().to_ne_bytes());
+            report[4..].copy_from_slice(&step.to_ne_bytes());
+            libc::write(report_fd, report.as_ptr().cast(), report.len());
+            libc::_exit(exit::OS_ERROR.into())
+        };
         let me = libc::getpid();
         libc::setpgid(0, 0);
         if take_terminal {
@@ -509,9 +574,27 @@ fn exec_child(
         let _ = set_mask(libc::SIG_SETMASK, mask, None);
         // Rust's runtime ignores SIGPIPE in envinit; the app gets the default.
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        libc::execvp(argv[0], argv.as_ptr());
+        if let Some(ids) = ids {
+            // Groups first, then the gid, then the uid: after setresuid the
+            // child could no longer change the other two.
+            let (uid, gid) = (ids.uid as libc::c_long, ids.gid as libc::c_long);
+            let groups = ids.groups.as_ptr();
+            if libc::syscall(libc::SYS_setgroups, ids.groups.len(), groups) != 0 {
+                fail(1);
+            }
+            if libc::syscall(libc::SYS_setresgid, gid, gid, gid) != 0 {
+                fail(2);
+            }
+            if libc::syscall(libc::SYS_setresuid, uid, uid, uid) != 0 {
+                fail(3);
+            }
+        }
+        match envp {
+            Some(envp) => libc::execvpe(argv[0], argv.as_ptr(), envp.as_ptr()),
+            None => libc::execvp(argv[0], argv.as_ptr()),
+        };
         let errno = Errno::last_raw().to_ne_bytes();
-        libc::write(report, errno.as_ptr().cast(), errno.len());
+        libc::write(report_fd, errno.as_ptr().cast(), errno.len());
         libc::_exit(exit::NOT_FOUND.into())
     }
 }

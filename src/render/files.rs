@@ -11,6 +11,9 @@
 //!   DEST, then the directories are fsynced. If staging fails, every
 //!   temporary file is removed and no DEST has changed. A DEST that is a
 //!   symlink is replaced by the rename, never followed.
+//! - With an owner (`--user`), every file written and every directory
+//!   created for it belong to that uid and gid; directories that already
+//!   existed keep their owner.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -223,7 +226,7 @@ struct Staged {
 
 /// Writes every output atomically (see the module doc). On error, the
 /// problems; when staging failed, no DEST was touched.
-pub(crate) fn write_all(outputs: &[Output]) -> Result<(), Vec<String>> {
+pub(crate) fn write_all(outputs: &[Output], owner: Option<(u32, u32)>) -> Result<(), Vec<String>> {
     let mut staged: Vec<Staged> = Vec::with_capacity(outputs.len());
     let mut problems = Vec::new();
     let mut cleaned = BTreeSet::new();
@@ -234,7 +237,7 @@ pub(crate) fn write_all(outputs: &[Output]) -> Result<(), Vec<String>> {
         }
     }
     for (n, output) in outputs.iter().enumerate() {
-        match stage(output, n) {
+        match stage(output, n, owner) {
             Ok(s) => staged.push(s),
             Err(message) => {
                 problems.push(message);
@@ -316,7 +319,7 @@ fn parent_of(path: &Path) -> &Path {
     }
 }
 
-fn stage(output: &Output, n: usize) -> Result<Staged, String> {
+fn stage(output: &Output, n: usize, owner: Option<(u32, u32)>) -> Result<Staged, String> {
     let dest = &output.dest;
     let fail = |what: &str, e: io::Error| {
         format!(
@@ -327,7 +330,12 @@ fn stage(output: &Output, n: usize) -> Result<Staged, String> {
     };
     check_dest(dest)?;
     let dir = parent_of(dest);
-    fs::create_dir_all(dir).map_err(|e| fail("create its directory", e))?;
+    match owner {
+        None => fs::create_dir_all(dir).map_err(|e| fail("create its directory", e))?,
+        Some(owner) => {
+            create_dirs_owned(dir, owner).map_err(|e| fail("create its directory", e))?
+        }
+    }
     let mut attempt = 0u32;
     let (temp, mut file) = loop {
         let temp = dir.join(format!(".envinit-{}-{n}-{attempt}.tmp", std::process::id()));
@@ -344,6 +352,10 @@ fn stage(output: &Output, n: usize) -> Result<Staged, String> {
     };
     let written = file
         .write_all(&output.bytes)
+        .and_then(|()| match owner {
+            Some((uid, gid)) => std::os::unix::fs::fchown(&file, Some(uid), Some(gid)),
+            None => Ok(()),
+        })
         .and_then(|()| file.set_permissions(fs::Permissions::from_mode(output.mode)))
         .and_then(|()| file.sync_all());
     if let Err(e) = written {
@@ -355,6 +367,24 @@ fn stage(output: &Output, n: usize) -> Result<Staged, String> {
         temp,
         dest: dest.clone(),
     })
+}
+
+/// `create_dir_all`, with each directory it creates given to `owner`.
+fn create_dirs_owned(dir: &Path, (uid, gid): (u32, u32)) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(d) = at.filter(|d| !d.as_os_str().is_empty()) {
+        if fs::symlink_metadata(d).is_ok() {
+            break;
+        }
+        missing.push(d);
+        at = d.parent();
+    }
+    fs::create_dir_all(dir)?;
+    for d in missing.into_iter().rev() {
+        std::os::unix::fs::lchown(d, Some(uid), Some(gid))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -459,18 +489,21 @@ mod tests {
         let link = dir.join("link");
         symlink(&target, &link).unwrap();
         let nested = dir.join("a/b/c.conf");
-        write_all(&[
-            Output {
-                dest: link.clone(),
-                bytes: b"new".to_vec(),
-                mode: 0o640,
-            },
-            Output {
-                dest: nested.clone(),
-                bytes: b"deep".to_vec(),
-                mode: 0o600,
-            },
-        ])
+        write_all(
+            &[
+                Output {
+                    dest: link.clone(),
+                    bytes: b"new".to_vec(),
+                    mode: 0o640,
+                },
+                Output {
+                    dest: nested.clone(),
+                    bytes: b"deep".to_vec(),
+                    mode: 0o600,
+                },
+            ],
+            None,
+        )
         .unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"keep");
         let meta = fs::symlink_metadata(&link).unwrap();
@@ -488,23 +521,54 @@ mod tests {
     }
 
     #[test]
+    fn an_owner_gets_the_files_and_the_directories_created() {
+        // SAFETY: geteuid takes nothing and cannot fail.
+        if unsafe { nix::libc::geteuid() } != 0 {
+            return;
+        }
+        let dir = tempdir("owner");
+        let dest = dir.join("new/deeper/app.conf");
+        write_all(
+            &[Output {
+                dest: dest.clone(),
+                bytes: b"x".to_vec(),
+                mode: 0o600,
+            }],
+            Some((4321, 8765)),
+        )
+        .unwrap();
+        let owner = |p: &Path| {
+            let m = fs::metadata(p).unwrap();
+            (m.uid(), m.gid())
+        };
+        assert_eq!(owner(&dest), (4321, 8765));
+        assert_eq!(fs::metadata(&dest).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(owner(&dir.join("new")), (4321, 8765));
+        assert_eq!(owner(&dir.join("new/deeper")), (4321, 8765));
+        assert_eq!(owner(&dir), (0, 0), "an existing directory keeps its owner");
+    }
+
+    #[test]
     fn a_failed_stage_changes_nothing() {
         let dir = tempdir("fail");
         let first = dir.join("first");
         fs::write(&first, "old").unwrap();
         fs::create_dir_all(dir.join("isdir")).unwrap();
-        let e = write_all(&[
-            Output {
-                dest: first.clone(),
-                bytes: b"new".to_vec(),
-                mode: 0o644,
-            },
-            Output {
-                dest: dir.join("isdir"),
-                bytes: b"x".to_vec(),
-                mode: 0o644,
-            },
-        ])
+        let e = write_all(
+            &[
+                Output {
+                    dest: first.clone(),
+                    bytes: b"new".to_vec(),
+                    mode: 0o644,
+                },
+                Output {
+                    dest: dir.join("isdir"),
+                    bytes: b"x".to_vec(),
+                    mode: 0o644,
+                },
+            ],
+            None,
+        )
         .unwrap_err();
         assert!(e[0].contains("DEST is a directory"), "{e:?}");
         assert_eq!(fs::read(&first).unwrap(), b"old");

@@ -66,19 +66,28 @@ pub struct Summary {
 pub const SECRET_MODE_MASK: u32 = 0o750;
 
 /// Renders everything `settings` asks for from this process's environment
-/// and writes it (unless `settings.check`). Does nothing, quickly, when
-/// there is nothing to render.
-pub fn run(settings: &RenderSettings) -> Result<Summary, Failure> {
+/// and writes it (unless `settings.check`), the files and the directories
+/// created for them owned by `owner` (uid, gid; `--user`) when given. Does
+/// nothing, quickly, when there is nothing to render.
+pub fn run(settings: &RenderSettings, owner: Option<(u32, u32)>) -> Result<Summary, Failure> {
     if settings.is_empty() {
         return Ok(Summary::default());
     }
     let values = Values::from_process(settings.secrets_dir.clone());
-    run_with(settings, &values)
+    render_all(settings, &values, owner)
 }
 
 /// [`run`] over the given values (its secrets directory is the one used;
-/// `settings.secrets_dir` is only read by [`run`]).
+/// `settings.secrets_dir` is only read by [`run`]), files owned by envinit.
 pub fn run_with(settings: &RenderSettings, values: &Values) -> Result<Summary, Failure> {
+    render_all(settings, values, None)
+}
+
+fn render_all(
+    settings: &RenderSettings,
+    values: &Values,
+    owner: Option<(u32, u32)>,
+) -> Result<Summary, Failure> {
     let mut problems = Vec::new();
     let mut outputs: Vec<files::Output> = Vec::new();
     let mut count = 0;
@@ -147,7 +156,7 @@ pub fn run_with(settings: &RenderSettings, values: &Values) -> Result<Summary, F
             written: 0,
         });
     }
-    files::write_all(&outputs).map_err(|problems| Failure { problems })?;
+    files::write_all(&outputs, owner).map_err(|problems| Failure { problems })?;
     Ok(Summary {
         rendered,
         written: rendered,

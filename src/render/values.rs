@@ -196,6 +196,22 @@ impl Values {
         }
     }
 
+    /// For `--export-file-vars`: the value `NAME_FILE` gives `NAME`,
+    /// exactly as `{{ NAME }}` reads it (same errors: both set, too large,
+    /// not UTF-8), or `Ok(None)` when `NAME_FILE` names nothing that can be
+    /// opened as a regular file: such a variable is left as it is.
+    pub(crate) fn file_var(&self, name: &str) -> Result<Got, String> {
+        let Some(path) = self.raw(&format!("{name}_FILE")) else {
+            return Ok(None);
+        };
+        if self.raw(name).is_none() {
+            if let Err(ReadError::Io(_) | ReadError::NotAFile) = self.read_file(Path::new(path)) {
+                return Ok(None);
+            }
+        }
+        self.env(name)
+    }
+
     /// The secret `name` (already checked to contain no `/` and no `..`):
     /// `Ok(None)` when the file does not exist.
     pub(crate) fn secret(&self, name: &str) -> Result<Got, String> {
