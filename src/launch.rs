@@ -22,6 +22,10 @@ use std::path::PathBuf;
 use crate::render::Values;
 use crate::user::{self, Identity};
 
+/// The longest `NAME=value` entry exec accepts (Linux's MAX_ARG_STRLEN,
+/// with the NUL byte).
+const MAX_ENTRY: usize = 128 << 10;
+
 /// `--user` and `--export-file-vars`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LaunchSettings {
@@ -98,6 +102,11 @@ pub fn child_env(
                 continue;
             }
             match values.file_var(name) {
+                Ok(Some(content)) if name.len() + content.len() + 2 > MAX_ENTRY => {
+                    tracing::warn!(
+                        "{name}_FILE names a file larger than 128 KiB, too large for a variable: passed on unchanged, {name} not set"
+                    )
+                }
                 Ok(Some(content)) => exported.push((name.to_string(), content)),
                 Ok(None) => tracing::warn!(
                     "{name}_FILE names no readable file: passed on unchanged, {name} not set"
@@ -175,6 +184,8 @@ mod tests {
         let pw = dir.join("pw");
         std::fs::write(&pw, "s3cret\n\n").unwrap();
         let pw = pw.to_str().unwrap();
+        let big = dir.join("big");
+        std::fs::write(&big, "x".repeat(MAX_ENTRY)).unwrap();
         let env = child_env(
             vars(&[
                 ("DB_PASSWORD_FILE", pw),
@@ -182,6 +193,7 @@ mod tests {
                 ("EMPTY_FILE", pw),
                 ("LOG_FILE", "/nonexistent/app.log"),
                 ("DIR_FILE", "/"),
+                ("BIG_FILE", big.to_str().unwrap()),
                 ("_FILE", pw),
                 ("BLANK_FILE", ""),
                 ("KEEP", "x"),
@@ -197,6 +209,7 @@ mod tests {
                 "EMPTY=s3cret\n",
                 "LOG_FILE=/nonexistent/app.log",
                 "DIR_FILE=/",
+                &format!("BIG_FILE={}", big.display()),
                 &format!("_FILE={pw}"),
                 "BLANK_FILE=",
                 "KEEP=x",

@@ -264,6 +264,16 @@ const VALUE_OPTIONS: &[&str] = &[
 ];
 const BOOL_OPTIONS: &[&str] = &["signal-group", "check", "export-file-vars"];
 
+/// The start-up options (`start_up`) and their variables.
+const START_UP_VARS: [(&str, &str); 6] = [
+    ("user", "ENVINIT_USER"),
+    ("export-file-vars", "ENVINIT_EXPORT_FILE_VARS"),
+    ("wait", "ENVINIT_WAIT"),
+    ("wait-timeout", "ENVINIT_WAIT_TIMEOUT"),
+    ("probe", "ENVINIT_PROBE"),
+    ("probe-timeout", "ENVINIT_PROBE_TIMEOUT"),
+];
+
 /// Variables that are not options (`ENVINIT_LOG`, `ENVINIT_LOG_FORMAT`).
 const ENV_ONLY: &[&str] = &["log", "log-format"];
 
@@ -289,12 +299,6 @@ struct EnvOptions {
     ini: Option<String>,
     secrets_dir: Option<String>,
     check: Option<String>,
-    user: Option<String>,
-    export_file_vars: Option<String>,
-    wait: Option<String>,
-    wait_timeout: Option<String>,
-    probe: Option<String>,
-    probe_timeout: Option<String>,
     log: Option<String>,
     log_format: Option<String>,
 }
@@ -487,6 +491,13 @@ fn build(
         .filter(|key| !is_known_variable(key))
         .cloned()
         .collect();
+    // The start-up options' variables are looked up directly: envy's
+    // derived code costs about 1 KiB of binary per field.
+    let start_up_env: Vec<(String, String)> = env
+        .iter()
+        .filter(|(k, _)| START_UP_VARS.iter().any(|(_, var)| k == var))
+        .cloned()
+        .collect();
     let env_options: EnvOptions = envy::prefixed("ENVINIT_")
         .from_iter(env)
         .map_err(|e| config(format!("ENVINIT_* variables: {e}")))?;
@@ -501,13 +512,11 @@ fn build(
             "ini" => env_options.ini.clone(),
             "secrets-dir" => env_options.secrets_dir.clone(),
             "check" => env_options.check.clone(),
-            "user" => env_options.user.clone(),
-            "export-file-vars" => env_options.export_file_vars.clone(),
-            "wait" => env_options.wait.clone(),
-            "wait-timeout" => env_options.wait_timeout.clone(),
-            "probe" => env_options.probe.clone(),
-            "probe-timeout" => env_options.probe_timeout.clone(),
-            _ => None,
+            _ => START_UP_VARS
+                .iter()
+                .find(|(option, _)| *option == name)
+                .and_then(|(_, var)| start_up_env.iter().find(|(k, _)| k == var))
+                .map(|(_, v)| v.clone()),
         }
     };
     let mut raw = |name: &'static str| -> Option<Raw> {
@@ -657,19 +666,6 @@ fn start_up(
             .map_err(|e| r.error(e))?
             .unwrap_or(false);
     }
-    let checks = |r: Option<Raw>, timeout: Option<Raw>, mut checks: Checks| {
-        if let Some(t) = timeout.as_ref().and_then(|t| Some((t, t.last()?))) {
-            checks.timeout = parse_duration(t.1).map_err(|e| t.0.error(e))?;
-        }
-        let mut cli = false;
-        if let Some(r) = r {
-            cli = matches!(r.source, Source::Cli);
-            for v in &r.values {
-                checks.targets.push(wait::parse(v).map_err(|e| r.error(e))?);
-            }
-        }
-        Ok::<_, SettingsError>((checks, cli))
-    };
     let (wait, _) = checks(raw("wait"), raw("wait-timeout"), Checks::wait_default())?;
     let (probe, probe_cli) = checks(raw("probe"), raw("probe-timeout"), Checks::probe_default())?;
     if probe_cli && has_command {
@@ -679,6 +675,29 @@ fn start_up(
     }
     let probe = (!probe.targets.is_empty() && (probe_cli || !has_command)).then_some(probe);
     Ok((launch, wait, probe))
+}
+
+/// `--wait`/`--probe` URLs and their timeout over `checks`' defaults; true
+/// when the URLs came from the command line.
+fn checks(
+    urls: Option<Raw>,
+    timeout: Option<Raw>,
+    mut checks: Checks,
+) -> Result<(Checks, bool), SettingsError> {
+    if let Some(t) = &timeout {
+        if let Some(text) = t.last() {
+            checks.timeout = parse_duration(text).map_err(|e| t.error(e))?;
+        }
+    }
+    let Some(urls) = urls else {
+        return Ok((checks, false));
+    };
+    for url in &urls.values {
+        checks
+            .targets
+            .push(wait::parse(url).map_err(|e| urls.error(e))?);
+    }
+    Ok((checks, matches!(urls.source, Source::Cli)))
 }
 
 /// Parses `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
@@ -992,6 +1011,66 @@ mod tests {
             assert_eq!(err.code, 78, "{env:?}: {err}");
             assert!(err.message.starts_with(env.0), "{err}");
         }
+    }
+
+    #[test]
+    fn start_up_options() {
+        let s = run(
+            &[
+                "-u",
+                "app:staff",
+                "--export-file-vars",
+                "--wait",
+                "tcp://db:5432",
+                "--wait=file:///x",
+                "--wait-timeout",
+                "5s",
+                "app",
+            ],
+            &[("ENVINIT_WAIT", "tcp://ignored:1")],
+        )
+        .unwrap();
+        assert_eq!(s.launch.user.as_deref(), Some("app:staff"));
+        assert!(s.launch.export_file_vars);
+        let urls: Vec<_> = s.wait.targets.iter().map(|t| t.url.as_str()).collect();
+        assert_eq!(urls, ["tcp://db:5432", "file:///x"]);
+        assert_eq!(s.wait.timeout, Duration::from_secs(5));
+        assert_eq!(s.probe, None);
+
+        let env = [
+            ("ENVINIT_USER", "1000"),
+            ("ENVINIT_WAIT", "tcp://a:1, http://b/"),
+            ("ENVINIT_WAIT_TIMEOUT", "2m"),
+            ("ENVINIT_EXPORT_FILE_VARS", "yes"),
+            ("ENVINIT_PROBE", "tcp://a:1"),
+            ("ENVINIT_PROBE_TIMEOUT", "300ms"),
+        ];
+        let s = run(&["app"], &env).unwrap();
+        assert!(s.unknown_variables.is_empty());
+        assert_eq!(s.launch.user.as_deref(), Some("1000"));
+        assert!(s.launch.export_file_vars);
+        assert_eq!(s.wait.targets.len(), 2);
+        assert_eq!(s.wait.timeout, Duration::from_secs(120));
+        assert_eq!(s.probe, None, "ENVINIT_PROBE does not stop a command");
+        let s = run(&[], &env).unwrap();
+        let probe = s.probe.unwrap();
+        assert_eq!(probe.targets[0].url, "tcp://a:1");
+        assert_eq!(probe.timeout, Duration::from_millis(300));
+        let s = run(&["--probe", "http://h:8080/health"], &[]).unwrap();
+        assert_eq!(s.probe.unwrap().timeout, Duration::from_secs(2));
+        assert_eq!(s.wait.timeout, Duration::from_secs(60));
+
+        for args in [
+            &["--wait", "db:5432", "app"][..],
+            &["--probe", "tcp://a:1", "app"],
+            &["--wait-timeout", "soon", "app"],
+            &["-u"],
+        ] {
+            assert_eq!(run(args, &[]).unwrap_err().code, 64, "{args:?}");
+        }
+        let e = run(&["app"], &[("ENVINIT_WAIT", "https://x/")]).unwrap_err();
+        assert_eq!(e.code, 78);
+        assert!(e.message.starts_with("ENVINIT_WAIT: "), "{e}");
     }
 
     #[test]

@@ -68,66 +68,66 @@ pub struct GroupEntry {
 /// Parses passwd text (`name:password:uid:gid:gecos:home:shell`); `file`
 /// names it in errors (`FILE:LINE: ...`).
 pub fn parse_passwd(file: &str, text: &str) -> Result<Vec<PasswdEntry>, String> {
-    let mut entries = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = line.split(':').collect();
-        let bad = |what: &str| format!("{file}:{}: {what}: fix or remove the line", n + 1);
-        if fields.len() != 7 {
-            return Err(bad(&format!(
-                "malformed line: {} fields, a passwd line has 7 (name:password:uid:gid:gecos:home:shell)",
-                fields.len()
-            )));
-        }
-        if fields[0].is_empty() {
-            return Err(bad("malformed line: the user name is empty"));
-        }
-        entries.push(PasswdEntry {
-            name: fields[0].to_string(),
-            uid: parse_id(fields[2])
-                .ok_or_else(|| bad("malformed line: the uid is not a number"))?,
-            gid: parse_id(fields[3])
-                .ok_or_else(|| bad("malformed line: the gid is not a number"))?,
-            home: fields[5].to_string(),
-        });
-    }
-    Ok(entries)
+    let rows = rows(file, text, "name:password:uid:gid:gecos:home:shell")?;
+    Ok(rows
+        .into_iter()
+        .map(|f| PasswdEntry {
+            name: f[0].to_string(),
+            uid: parse_id(f[2]).unwrap_or(0),
+            gid: parse_id(f[3]).unwrap_or(0),
+            home: f[5].to_string(),
+        })
+        .collect())
 }
 
-/// Parses group text (`name:password:gid:member,member`); `file` names it
-/// in errors.
+/// Parses group text (`name:password:gid:members`, members separated by
+/// commas); `file` names it in errors.
 pub fn parse_group(file: &str, text: &str) -> Result<Vec<GroupEntry>, String> {
-    let mut entries = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = line.split(':').collect();
-        let bad = |what: &str| format!("{file}:{}: {what}: fix or remove the line", n + 1);
-        if fields.len() != 4 {
-            return Err(bad(&format!(
-                "malformed line: {} fields, a group line has 4 (name:password:gid:members)",
-                fields.len()
-            )));
-        }
-        if fields[0].is_empty() {
-            return Err(bad("malformed line: the group name is empty"));
-        }
-        entries.push(GroupEntry {
-            name: fields[0].to_string(),
-            gid: parse_id(fields[2])
-                .ok_or_else(|| bad("malformed line: the gid is not a number"))?,
-            members: fields[3]
+    let rows = rows(file, text, "name:password:gid:members")?;
+    Ok(rows
+        .into_iter()
+        .map(|f| GroupEntry {
+            name: f[0].to_string(),
+            gid: parse_id(f[2]).unwrap_or(0),
+            members: f[3]
                 .split(',')
                 .map(str::trim)
                 .filter(|m| !m.is_empty())
                 .map(String::from)
                 .collect(),
-        });
+        })
+        .collect())
+}
+
+/// The fields of every non-blank line, checked against `shape` (the field
+/// names): the right count, a name, numbers where `uid` and `gid` are.
+fn rows<'t>(file: &str, text: &'t str, shape: &str) -> Result<Vec<Vec<&'t str>>, String> {
+    let mut rows = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(':').collect();
+        let mut problem = None;
+        if fields.len() != shape.split(':').count() {
+            problem = Some(format!("{} fields, not {shape}", fields.len()));
+        } else if fields[0].is_empty() {
+            problem = Some("the name is empty".into());
+        }
+        for (name, value) in shape.split(':').zip(&fields) {
+            if problem.is_none() && name.ends_with("id") && parse_id(value).is_none() {
+                problem = Some(format!("the {name} is not a number"));
+            }
+        }
+        if let Some(problem) = problem {
+            return Err(format!(
+                "{file}:{}: malformed line: {problem}: fix or remove the line",
+                n + 1
+            ));
+        }
+        rows.push(fields);
     }
-    Ok(entries)
+    Ok(rows)
 }
 
 /// A decimal id (`0`-`4294967294`; -1 is not an id).
@@ -206,12 +206,12 @@ fn read_bounded(path: &Path) -> Result<String, String> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
-        Err(e) => return Err(format!("--user: cannot read {}: {e}", path.display())),
+        Err(e) => return Err(cannot_read(path, &e)),
     };
     let mut bytes = Vec::new();
     file.take(MAX_FILE + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("--user: cannot read {}: {e}", path.display()))?;
+        .map_err(|e| cannot_read(path, &e))?;
     if bytes.len() as u64 > MAX_FILE {
         return Err(format!(
             "--user: {} is larger than 4 MiB: envinit reads at most 4 MiB",
@@ -220,6 +220,11 @@ fn read_bounded(path: &Path) -> Result<String, String> {
     }
     String::from_utf8(bytes)
         .map_err(|_| format!("--user: {} is not valid UTF-8 text", path.display()))
+}
+
+fn cannot_read(path: &Path, e: &std::io::Error) -> String {
+    let why = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)).desc();
+    format!("--user: cannot read {}: {why}", path.display())
 }
 
 /// Reads /etc/passwd and /etc/group and resolves `spec`.
@@ -319,7 +324,7 @@ mod tests {
         let e = parse_passwd("/p", "a:x:zero:0::/:/bin/sh\n").unwrap_err();
         assert!(e.starts_with("/p:1: malformed line: the uid"), "{e}");
         let e = parse_passwd("/p", ":x:1:1::/:/bin/sh\n").unwrap_err();
-        assert!(e.contains("name is empty"), "{e}");
+        assert!(e.contains("the name is empty"), "{e}");
         let e = parse_group("/etc/group", "\n\nstaff:x:-1:\n").unwrap_err();
         assert!(
             e.starts_with("/etc/group:3: malformed line: the gid"),

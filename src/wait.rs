@@ -227,16 +227,9 @@ fn host_port(authority: &str, default_port: Option<u16>) -> Result<(String, u16)
 /// dependency when it is ready, one warning every [`WARN_EVERY`] while some
 /// are not, and one error line per dependency still down at the end.
 pub fn wait_for(checks: &Checks, signals: &Signals) -> Result<(), u8> {
-    let started = Instant::now();
     let mut run = Run::new(&checks.targets, true);
-    match run.go(started + checks.timeout, Some(signals)) {
-        Ended::AllReady => {
-            tracing::debug!(
-                waited = format_duration(round_ms(started.elapsed())).as_str(),
-                "dependencies ready"
-            );
-            Ok(())
-        }
+    match run.go(Instant::now() + checks.timeout, Some(signals)) {
+        Ended::AllReady => Ok(()),
         Ended::Stopped(signal) => {
             tracing::info!(
                 signal = crate::signals::name(signal).as_str(),
@@ -245,14 +238,8 @@ pub fn wait_for(checks: &Checks, signals: &Signals) -> Result<(), u8> {
             Err(exit::SIGNAL_BASE.saturating_add(u8::try_from(signal).unwrap_or(0)))
         }
         Ended::Done => {
-            let after = format_duration(checks.timeout);
-            for check in run.down() {
-                tracing::error!(
-                    "{} is not ready after {after}: {}",
-                    check.target.url,
-                    check.reason
-                );
-            }
+            let after = format!(" is not ready after {}", format_duration(checks.timeout));
+            run.report(&after);
             tracing::error!("dependencies not ready: the app was not started (exit 69)");
             Err(exit::UNAVAILABLE)
         }
@@ -264,12 +251,7 @@ pub fn wait_for(checks: &Checks, signals: &Signals) -> Result<(), u8> {
 pub fn probe(checks: &Checks) -> u8 {
     let mut run = Run::new(&checks.targets, false);
     run.go(Instant::now() + checks.timeout, None);
-    let mut failed = 0u8;
-    for check in run.down() {
-        tracing::error!("{}: {}", check.target.url, check.reason);
-        failed = 1;
-    }
-    failed
+    u8::from(run.report(""))
 }
 
 fn round_ms(d: Duration) -> Duration {
@@ -340,6 +322,17 @@ impl<'a> Run<'a> {
                 .collect(),
             retry,
         }
+    }
+
+    /// One error line per check that is not ready: `URL<after>: reason`.
+    /// True if there was one.
+    fn report(&self, after: &str) -> bool {
+        let mut any = false;
+        for check in self.down() {
+            tracing::error!("{}{after}: {}", check.target.url, check.reason);
+            any = true;
+        }
+        any
     }
 
     fn down(&self) -> impl Iterator<Item = &Check<'a>> {
@@ -429,10 +422,8 @@ impl<'a> Run<'a> {
                 fds.push(PollFd::new(stream.as_fd(), flags));
                 owners.push(i);
             }
-            match poll(&mut fds, timeout) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => tracing::warn!(error = %e, "poll failed; carrying on"),
-            }
+            // An error (EINTR) is just one more turn of the loop.
+            let _ = poll(&mut fds, timeout);
             let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
             let skip = usize::from(signals.is_some());
             let signalled = signals.is_some() && fds.first().is_some_and(ready);
@@ -476,12 +467,12 @@ impl Check<'_> {
                             return;
                         }
                     }
-                    Err(e) => Err(resolve_text(&e)),
+                    Err(_) => Err("no such host".into()),
                 }
             }
         };
         match result {
-            Ok(()) => self.ready(),
+            Ok(()) => self.ready(retry),
             Err(reason) => self.fail(reason, now, retry),
         }
     }
@@ -491,7 +482,7 @@ impl Check<'_> {
         while let Some(addr) = addrs.get(next) {
             next += 1;
             match connect_tcp(*addr) {
-                Ok((stream, true)) => return self.connected(stream),
+                Ok((stream, true)) => return self.connected(stream, retry),
                 Ok((stream, false)) => {
                     self.step = Step::Connecting {
                         stream,
@@ -507,10 +498,10 @@ impl Check<'_> {
         self.fail(reason, now, retry);
     }
 
-    fn connected(&mut self, stream: TcpStream) {
+    fn connected(&mut self, stream: TcpStream, retry: bool) {
         match self.target.kind {
             Kind::Http { .. } => self.step = Step::Sending { stream, sent: 0 },
-            _ => self.ready(),
+            _ => self.ready(retry),
         }
     }
 
@@ -522,7 +513,7 @@ impl Check<'_> {
                 addrs,
                 next,
             } => match stream.take_error() {
-                Ok(None) => self.connected(stream),
+                Ok(None) => self.connected(stream, retry),
                 Ok(Some(e)) | Err(e) => {
                     self.reason = os_text(&e);
                     drop(stream);
@@ -577,7 +568,7 @@ impl Check<'_> {
 
     fn answered(&mut self, got: &[u8], closed: bool, now: Instant, retry: bool) {
         match status_of(got) {
-            Some(code) if (200..300).contains(&code) => self.ready(),
+            Some(code) if (200..300).contains(&code) => self.ready(retry),
             Some(code) => self.fail(format!("status {code}"), now, retry),
             None if closed && got.is_empty() => {
                 self.fail("connection closed without an answer".into(), now, retry)
@@ -598,9 +589,11 @@ impl Check<'_> {
         }
     }
 
-    fn ready(&mut self) {
+    fn ready(&mut self, retry: bool) {
         self.step = Step::Ready;
-        tracing::info!(dependency = self.target.url.as_str(), "ready");
+        if retry {
+            tracing::info!(dependency = self.target.url.as_str(), "ready");
+        }
     }
 
     fn fail(&mut self, reason: String, now: Instant, retry: bool) {
@@ -634,17 +627,8 @@ fn status_of(answer: &[u8]) -> Option<u16> {
 fn os_text(e: &io::Error) -> String {
     match e.raw_os_error() {
         Some(n) => Errno::from_raw(n).desc().to_ascii_lowercase(),
-        None => e.to_string(),
+        None => e.kind().to_string(),
     }
-}
-
-/// A failed name lookup: "no such host" plus the resolver's words.
-fn resolve_text(e: &io::Error) -> String {
-    let text = e.to_string();
-    let detail = text
-        .strip_prefix("failed to lookup address information: ")
-        .unwrap_or(&text);
-    format!("no such host ({detail})")
 }
 
 /// A non-blocking TCP connect to `addr`: the stream and whether it is

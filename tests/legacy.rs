@@ -1,0 +1,617 @@
+//! Legacy apps (issue 7), end to end with envinit as the real PID 1 of a new
+//! pid namespace: `--user` with real users and groups made by
+//! useradd/groupadd (ids, groups and HOME read from /proc/self/status inside
+//! the child), rendered files owned by that user, a grace-period SIGKILL
+//! reaching a child that changed uid; `--wait` on real TCP, HTTP (503 first)
+//! and unix-socket servers that come up only once envinit has seen them
+//! down, a dependency that never comes up (exit 69, app not started), a stop
+//! signal during the wait; `--probe` against the same; `--export-file-vars`.
+//! Servers start on events from envinit's debug lines, never after sleeps.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixListener;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{EVENT_TIMEOUT, Mode, Running, Spec, TempDir, have_unshare, sig};
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+/// A user and groups made with groupadd/useradd, removed on drop.
+struct Account {
+    user: String,
+    groups: Vec<String>,
+}
+
+impl Account {
+    /// `user` with primary group `<user>p` and supplementary `<user>s`,
+    /// home `/home/<user>` (not created). None (skip) without useradd.
+    fn make(tag: &str) -> Option<Account> {
+        let user = format!("eil{}{tag}", std::process::id() % 100_000);
+        let (primary, extra) = (format!("{user}p"), format!("{user}s"));
+        let mut account = Account {
+            user: user.clone(),
+            groups: Vec::new(),
+        };
+        for g in [&primary, &extra] {
+            if !run_ok("groupadd", &[g]) {
+                common::note("SKIP: groupadd failed (needs root and the passwd package)");
+                return None;
+            }
+            account.groups.push(g.clone());
+        }
+        let home = format!("/home/{user}");
+        assert!(run_ok(
+            "useradd",
+            &[
+                "-M", "-d", &home, "-g", &primary, "-G", &extra, "-s", "/bin/sh", &user
+            ]
+        ));
+        Some(account)
+    }
+
+    fn id(&self, flag: &str, name: &str) -> u32 {
+        let out = Command::new("id").args([flag, name]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    }
+
+    fn uid(&self) -> u32 {
+        self.id("-u", &self.user)
+    }
+
+    fn gid(&self, group: usize) -> u32 {
+        let out = Command::new("getent")
+            .args(["group", &self.groups[group]])
+            .output()
+            .unwrap();
+        let line = String::from_utf8_lossy(&out.stdout).to_string();
+        line.split(':').nth(2).unwrap().trim().parse().unwrap()
+    }
+}
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.user).output();
+        for g in &self.groups {
+            let _ = Command::new("groupdel").arg(g).output();
+        }
+    }
+}
+
+fn run_ok(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The ids a process reports in /proc/self/status, as the child prints them.
+const REPORT_IDS: &str = "grep -E '^(Uid|Gid|Groups):' /proc/self/status; echo \"HOME=$HOME\"";
+
+/// (real, effective, saved, fs) from a `Uid:`/`Gid:` line; the numbers of a
+/// `Groups:` line.
+fn ids_line(out: &str, field: &str) -> Vec<u32> {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} line in {out:?}"));
+    line[field.len() + 1..]
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect()
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until envinit's stderr has a line containing `text`.
+fn wait_err(run: &Running, text: &str) {
+    let found = run
+        .stderr
+        .wait_for(EVENT_TIMEOUT, |t| t.contains(text).then_some(()));
+    assert!(
+        found.is_some(),
+        "no {text:?} on stderr:\n{}",
+        run.stderr.text()
+    );
+}
+
+/// A tiny HTTP server: answers 503 until `healthy` is set, then 200.
+fn http_server(listener: TcpListener, healthy: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&request);
+            assert!(text.starts_with("GET /health?full HTTP/1.1\r\n"), "{text}");
+            assert!(text.contains("\r\nHost: 127.0.0.1:"), "{text}");
+            let answer: &[u8] = if healthy.load(Ordering::SeqCst) {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+            } else {
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+            };
+            let _ = conn.write_all(answer);
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------
+// --user
+
+#[test]
+fn the_child_runs_as_the_user_with_its_groups_and_home() {
+    if !have_unshare() {
+        return;
+    }
+    let Some(account) = Account::make("a") else {
+        return;
+    };
+    let out = Spec::pid1(["--user", &account.user, "--", "sh", "-c", REPORT_IDS])
+        .env("HOME", "/root")
+        .run();
+    out.assert_code(0);
+    let text = out.out();
+    let (uid, gid, extra) = (account.uid(), account.gid(0), account.gid(1));
+    assert_eq!(ids_line(&text, "Uid"), [uid; 4], "{text}");
+    assert_eq!(ids_line(&text, "Gid"), [gid; 4], "{text}");
+    let mut groups = ids_line(&text, "Groups");
+    groups.sort_unstable();
+    let mut expected = vec![gid, extra];
+    expected.sort_unstable();
+    assert_eq!(groups, expected, "no root group kept: {text}");
+    assert!(
+        text.contains(&format!("HOME=/home/{}\n", account.user)),
+        "{text}"
+    );
+
+    // USER:GROUP by names: the gid is the group's, the member groups stay.
+    let spec = format!("{}:{}", account.user, account.groups[1]);
+    let out = Spec::pid1(["-u", &spec, "--", "sh", "-c", REPORT_IDS]).run();
+    out.assert_code(0);
+    assert_eq!(ids_line(&out.out(), "Gid"), [extra; 4]);
+}
+
+#[test]
+fn a_numeric_uid_needs_no_entry() {
+    if !have_unshare() {
+        return;
+    }
+    let out = Spec::pid1(["--user", "54321", "--", "sh", "-c", REPORT_IDS])
+        .env("HOME", "/root")
+        .run();
+    out.assert_code(0);
+    let text = out.out();
+    assert_eq!(ids_line(&text, "Uid"), [54321; 4], "{text}");
+    assert_eq!(
+        ids_line(&text, "Gid"),
+        [54321; 4],
+        "not root's group: {text}"
+    );
+    assert_eq!(ids_line(&text, "Groups"), [54321], "{text}");
+    assert!(text.contains("HOME=/\n"), "{text}");
+
+    let out = Spec::pid1(["--", "sh", "-c", REPORT_IDS])
+        .env("ENVINIT_USER", "54321:54322")
+        .run();
+    out.assert_code(0);
+    assert_eq!(ids_line(&out.out(), "Gid"), [54322; 4]);
+}
+
+#[test]
+fn bad_users_exit_78_before_anything_starts() {
+    if !have_unshare() {
+        return;
+    }
+    let dir = TempDir::new("baduser");
+    let tmpl = dir.join("a.tmpl");
+    std::fs::write(&tmpl, "x\n").unwrap();
+    let dest = dir.join("out/a.conf");
+    let pair = format!("{tmpl}:{dest}");
+    for (user, why) in [
+        (
+            "no-such-user-envinit",
+            "no user \"no-such-user-envinit\" in /etc/passwd",
+        ),
+        (
+            "root:no-such-group-envinit",
+            "no group \"no-such-group-envinit\" in /etc/group",
+        ),
+        ("root:", "USER[:GROUP]"),
+    ] {
+        let out = Spec::pid1(["--user", user, "-t", &pair, "--", "echo", "started"]).run();
+        out.assert_code(78);
+        assert!(out.out().is_empty(), "the app must not start");
+        assert!(out.err().contains(why), "{}", out.describe());
+        assert_eq!(out.err_lines().len(), 1, "one line: {}", out.describe());
+        assert!(!std::path::Path::new(&dest).exists(), "nothing written");
+    }
+}
+
+#[test]
+fn user_while_not_root_only_names_the_current_user() {
+    if !run_ok("setpriv", &["--help"]) {
+        common::note("SKIP: setpriv (util-linux) is unavailable");
+        return;
+    }
+    let as_nobody = |args: &[&str]| {
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid=54321", "--regid=54321", "--clear-groups"])
+            .arg(common::envinit())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        Running::spawn(command, Mode::Direct, None, common::RUN_TIMEOUT, None).wait()
+    };
+    let out = as_nobody(&["--user", "1000", "--", "echo", "started"]);
+    out.assert_code(78);
+    assert!(out.out().is_empty());
+    assert!(out.err().contains("not as root"), "{}", out.describe());
+    let out = as_nobody(&["--user", "54321", "--", "sh", "-c", "id -u; echo $HOME"]);
+    out.assert_code(0);
+    assert_eq!(out.out(), "54321\n/\n", "{}", out.describe());
+}
+
+#[test]
+fn rendered_files_and_created_directories_belong_to_the_user() {
+    if !have_unshare() {
+        return;
+    }
+    let Some(account) = Account::make("r") else {
+        return;
+    };
+    let dir = TempDir::new("owned");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let tmpl = dir.join("app.conf.tmpl");
+    std::fs::write(&tmpl, "name = {{ NAME }}\n").unwrap();
+    let dest = dir.join("etc/app/app.conf");
+    let pair = format!("{tmpl}:{dest}");
+    // The app (as the user) rewrites its own config.
+    let script = format!("echo 'more = 1' >> {dest} && cat {dest}");
+    let out = Spec::pid1([
+        "--user",
+        &account.user,
+        "-t",
+        &pair,
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .env("NAME", "legacy")
+    .run();
+    out.assert_code(0);
+    assert_eq!(out.out(), "name = legacy\nmore = 1\n", "{}", out.describe());
+    let (uid, gid) = (account.uid(), account.gid(0));
+    for path in [dest.clone(), dir.join("etc/app"), dir.join("etc")] {
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (uid, gid), "{path}");
+    }
+    let meta = std::fs::metadata(dir.path()).unwrap();
+    assert_eq!(meta.uid(), 0, "an existing directory keeps its owner");
+}
+
+#[test]
+fn the_grace_sigkill_reaches_a_child_that_changed_uid() {
+    if !have_unshare() {
+        return;
+    }
+    let run = Spec::pid1([
+        "--user",
+        "54321",
+        "--grace",
+        "1s",
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; echo ready; while :; do sleep 1; done",
+    ])
+    .start();
+    run.wait_line("ready");
+    let child = run.main_child("sh");
+    let status = std::fs::read_to_string(format!("/proc/{child}/status")).unwrap();
+    assert_eq!(ids_line(&status, "Uid"), [54321; 4]);
+    run.signal(sig::TERM);
+    let out = run.wait();
+    out.assert_code(128 + sig::KILL);
+    assert!(out.elapsed < Duration::from_secs(15), "{}", out.describe());
+}
+
+// ---------------------------------------------------------------------------
+// --export-file-vars
+
+#[test]
+fn file_vars_are_exported_to_the_child() {
+    if !have_unshare() {
+        return;
+    }
+    let dir = TempDir::new("filevars");
+    let secret = dir.join("db_password");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    // Readable by root only: envinit reads it before the user switch.
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let script =
+        "echo \"pw=$DB_PASSWORD file=${DB_PASSWORD_FILE-unset} log=$LOG_FILE id=$(id -u)\"";
+    let out = Spec::pid1([
+        "--export-file-vars",
+        "--user",
+        "54321",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ])
+    .env_clear()
+    .env("PATH", std::env::var_os("PATH").unwrap())
+    .env("DB_PASSWORD_FILE", &secret)
+    .env("LOG_FILE", "/nonexistent/app.log")
+    .run();
+    out.assert_code(0);
+    assert_eq!(
+        out.out(),
+        "pw=s3cret file=unset log=/nonexistent/app.log id=54321\n",
+        "{}",
+        out.describe()
+    );
+    assert!(!out.err().contains("s3cret"));
+
+    // Off by default: the environment stays as it was.
+    let out = Spec::pid1(["sh", "-c", script])
+        .env("DB_PASSWORD_FILE", &secret)
+        .run();
+    out.assert_code(0);
+    assert!(
+        out.out().starts_with(&format!("pw= file={secret} ")),
+        "{}",
+        out.describe()
+    );
+
+    // Both set: exit 78, nothing started, no secret in the message.
+    let out = Spec::pid1(["sh", "-c", "echo started"])
+        .env("ENVINIT_EXPORT_FILE_VARS", "1")
+        .env("DB_PASSWORD", "other")
+        .env("DB_PASSWORD_FILE", &secret)
+        .run();
+    out.assert_code(78);
+    assert!(out.out().is_empty());
+    assert!(
+        out.err()
+            .contains("both DB_PASSWORD and DB_PASSWORD_FILE are set"),
+        "{}",
+        out.describe()
+    );
+    assert!(!out.err().contains("s3cret") && !out.err().contains("other"));
+}
+
+// ---------------------------------------------------------------------------
+// --wait
+
+#[test]
+fn waits_for_tcp_http_unix_and_file_dependencies_that_come_up_later() {
+    if !have_unshare() {
+        return;
+    }
+    let dir = TempDir::new("wait");
+    let (tcp_port, http_port) = (free_port(), free_port());
+    let sock = dir.join("app.sock");
+    let flag = dir.join("ready.flag");
+    let tcp = format!("tcp://127.0.0.1:{tcp_port}");
+    let http = format!("http://127.0.0.1:{http_port}/health?full");
+    let unix = format!("unix://{sock}");
+    let file = format!("file://{flag}");
+    let run = Spec::pid1([
+        "--wait", &tcp, "--wait", &http, "--wait", &unix, "--", "echo", "started",
+    ])
+    .env("ENVINIT_WAIT", &file) // replaced by the command line's list
+    .env("ENVINIT_LOG", "debug")
+    .start();
+    // Each server comes up only once envinit has found it down.
+    wait_err(
+        &run,
+        &format!("dependency={tcp} reason=\"connection refused\""),
+    );
+    let _tcp = TcpListener::bind(("127.0.0.1", tcp_port)).unwrap();
+    wait_err(&run, &format!("info: ready dependency={tcp}"));
+    wait_err(
+        &run,
+        &format!("dependency={http} reason=\"connection refused\""),
+    );
+    let healthy = Arc::new(AtomicBool::new(false));
+    http_server(
+        TcpListener::bind(("127.0.0.1", http_port)).unwrap(),
+        Arc::clone(&healthy),
+    );
+    wait_err(&run, &format!("dependency={http} reason=\"status 503\""));
+    assert!(!run.stdout.text().contains("started"), "started too early");
+    healthy.store(true, Ordering::SeqCst);
+    wait_err(
+        &run,
+        &format!("dependency={unix} reason=\"no such file or directory\""),
+    );
+    let _unix = UnixListener::bind(&sock).unwrap();
+    let out = run.wait();
+    out.assert_code(0);
+    assert_eq!(out.out(), "started\n");
+    for url in [&tcp, &http, &unix] {
+        assert!(
+            out.err().contains(&format!("info: ready dependency={url}")),
+            "{}",
+            out.describe()
+        );
+    }
+    assert!(!out.err().contains(&file), "ENVINIT_WAIT was replaced");
+
+    // From ENVINIT_WAIT, comma-separated, a file that exists.
+    std::fs::write(&flag, "").unwrap();
+    let out = Spec::pid1(["echo", "started"])
+        .env("ENVINIT_WAIT", format!("{file}, {tcp}"))
+        .env("ENVINIT_LOG", "warn")
+        .run();
+    out.assert_code(0);
+    assert_eq!(out.out(), "started\n");
+    assert!(
+        out.err().is_empty(),
+        "silent when all is well: {}",
+        out.err()
+    );
+}
+
+#[test]
+fn a_dependency_that_never_comes_up_exits_69_without_starting_the_app() {
+    if !have_unshare() {
+        return;
+    }
+    let port = free_port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let out = Spec::pid1([
+        "--wait",
+        &url,
+        "--wait",
+        "file:///nonexistent/envinit-ready",
+        "--wait-timeout",
+        "11s",
+        "--",
+        "echo",
+        "started",
+    ])
+    .run();
+    out.assert_code(69);
+    assert!(out.out().is_empty(), "the app must not start");
+    let err = out.err();
+    assert!(
+        err.contains(&format!("still waiting for {url} (connection refused)")),
+        "a warning after 10 s: {err}"
+    );
+    assert!(
+        err.contains(&format!("{url} is not ready after 11s: connection refused")),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "file:///nonexistent/envinit-ready is not ready after 11s: no such file or directory"
+        ),
+        "{err}"
+    );
+    assert!(out.elapsed < Duration::from_secs(20), "{}", out.describe());
+}
+
+#[test]
+fn a_stop_signal_during_the_wait_ends_envinit_at_once() {
+    if !have_unshare() {
+        return;
+    }
+    let url = format!("tcp://127.0.0.1:{}", free_port());
+    let run = Spec::pid1([
+        "--wait",
+        &url,
+        "--wait-timeout",
+        "60s",
+        "--",
+        "echo",
+        "started",
+    ])
+    .env("ENVINIT_LOG", "debug")
+    .start();
+    wait_err(&run, "reason=\"connection refused\"");
+    run.signal(sig::HUP);
+    run.signal(sig::TERM);
+    let out = run.wait();
+    out.assert_code(128 + sig::TERM);
+    assert!(out.out().is_empty(), "the app must not start");
+    assert!(out.elapsed < Duration::from_secs(10), "{}", out.describe());
+}
+
+// ---------------------------------------------------------------------------
+// --probe
+
+#[test]
+fn probes_report_each_dependency_once() {
+    let up = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_up = format!("tcp://{}", up.local_addr().unwrap());
+    let tcp_down = format!("tcp://127.0.0.1:{}", free_port());
+    let healthy = Arc::new(AtomicBool::new(true));
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let http = format!("http://{}/health?full", server.local_addr().unwrap());
+    http_server(server, Arc::clone(&healthy));
+    // Accepts connections (the kernel's backlog) but never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let http_silent = format!("http://{}/", silent.local_addr().unwrap());
+
+    let out = Spec::direct(["--probe", &tcp_up, "--probe", &http]).run();
+    out.assert_code(0);
+    assert!(
+        out.err().is_empty() && out.out().is_empty(),
+        "{}",
+        out.describe()
+    );
+
+    healthy.store(false, Ordering::SeqCst);
+    let out = Spec::direct([
+        "--probe",
+        &tcp_up,
+        "--probe",
+        &http,
+        "--probe",
+        &tcp_down,
+        "--probe",
+        &http_silent,
+        "--probe-timeout",
+        "500ms",
+    ])
+    .run();
+    out.assert_code(1);
+    let lines = out.err_lines();
+    assert_eq!(lines.len(), 3, "{}", out.describe());
+    assert_eq!(lines[0], format!("envinit: error: {http}: status 503"));
+    assert_eq!(
+        lines[1],
+        format!("envinit: error: {tcp_down}: connection refused")
+    );
+    assert_eq!(
+        lines[2],
+        format!("envinit: error: {http_silent}: timed out")
+    );
+    assert!(out.elapsed < Duration::from_secs(5), "{}", out.describe());
+
+    // As PID 1 too, from ENVINIT_PROBE with no command; a command with
+    // --probe is a usage error.
+    if have_unshare() {
+        let out = Spec::pid1(Vec::<String>::new())
+            .env("ENVINIT_PROBE", &tcp_down)
+            .run();
+        out.assert_code(1);
+        assert!(
+            out.err().contains("connection refused"),
+            "{}",
+            out.describe()
+        );
+    }
+    let out = Spec::direct(["--probe", &tcp_up, "echo", "x"]).run();
+    out.assert_code(64);
+    drop(TcpStream::connect(up.local_addr().unwrap()));
+}
