@@ -296,6 +296,8 @@ struct Check<'a> {
     step: Step,
     /// Why the last attempt failed.
     reason: String,
+    /// Why the addresses tried so far in this attempt failed.
+    tried: Option<String>,
     /// The end of the attempt in flight.
     until: Instant,
     backoff: Duration,
@@ -316,6 +318,7 @@ impl<'a> Run<'a> {
                     target,
                     step: Step::Idle(now),
                     reason: "not checked yet".into(),
+                    tried: None,
                     until: now,
                     backoff: FIRST_RETRY,
                 })
@@ -463,6 +466,7 @@ impl Check<'_> {
                         if addrs.is_empty() {
                             Err("no such host".into())
                         } else {
+                            self.tried = None;
                             self.connect(addrs, 0, now, retry);
                             return;
                         }
@@ -491,10 +495,10 @@ impl Check<'_> {
                     };
                     return;
                 }
-                Err(e) => self.reason = os_text(&e),
+                Err(e) => self.tried_one(&e),
             }
         }
-        let reason = std::mem::take(&mut self.reason);
+        let reason = self.tried.take().unwrap_or_else(|| "no address".into());
         self.fail(reason, now, retry);
     }
 
@@ -515,7 +519,7 @@ impl Check<'_> {
             } => match stream.take_error() {
                 Ok(None) => self.connected(stream, retry),
                 Ok(Some(e)) | Err(e) => {
-                    self.reason = os_text(&e);
+                    self.tried_one(&e);
                     drop(stream);
                     self.connect(addrs, next, now, retry);
                 }
@@ -593,6 +597,19 @@ impl Check<'_> {
         self.step = Step::Ready;
         if retry {
             tracing::info!(dependency = self.target.url.as_str(), "ready");
+        }
+    }
+
+    /// Notes why one address failed. "Address not available" and the like
+    /// (an IPv6 address in a container without IPv6) do not hide a better
+    /// reason from another address.
+    fn tried_one(&mut self, e: &io::Error) {
+        let unusable = matches!(
+            e.raw_os_error(),
+            Some(libc::EADDRNOTAVAIL | libc::ENETUNREACH | libc::EAFNOSUPPORT)
+        );
+        if self.tried.is_none() || !unusable {
+            self.tried = Some(os_text(e));
         }
     }
 

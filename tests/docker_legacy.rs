@@ -1,0 +1,219 @@
+//! Legacy apps (issue 7) in a real `FROM scratch` image on the real Docker
+//! engine: `--user` with a numeric uid that has no passwd entry (the image
+//! has no /etc/passwd at all), `--wait` on a host name that only /etc/hosts
+//! knows (`docker run --add-host`: proves the static binary's musl resolver
+//! works where there is no NSS), exit 69 for a dependency that never comes
+//! up, and `--probe` as the image's HEALTHCHECK.
+//!
+//! Needs: the static binary (`./build`, which `./test` runs first), a running
+//! Docker engine and /bin/busybox. Missing ones skip with a reason, except
+//! under CI=true, where they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The image: busybox (sh, httpd, id), envinit, a page to serve, and
+/// `--probe` as its HEALTHCHECK.
+const DOCKERFILE: &str = r#"FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+COPY envinit /sbin/envinit
+COPY index.html /www/index.html
+HEALTHCHECK --interval=1s --timeout=5s --retries=3 CMD ["/sbin/envinit", "--probe", "http://localhost:8080/index.html"]
+ENTRYPOINT ["/sbin/envinit", "--"]
+CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
+"#;
+
+fn image_name() -> String {
+    format!("envinit-legacy-test:{}", std::process::id())
+}
+
+fn prerequisite(ok: bool, what: &str) -> bool {
+    if !ok {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "CI=true and a prerequisite is missing: {what}"
+        );
+        eprintln!("SKIPPED: {what}");
+    }
+    ok
+}
+
+fn static_binary() -> PathBuf {
+    std::env::var_os("INIT_UNDER_TEST").map_or_else(
+        || {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target/x86_64-unknown-linux-musl/release/envinit")
+        },
+        PathBuf::from,
+    )
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
+}
+
+/// Builds the image once per test binary; false if a prerequisite is
+/// missing. Removed at the end by [`Cleanup`].
+fn image() -> bool {
+    static BUILT: OnceLock<bool> = OnceLock::new();
+    *BUILT.get_or_init(|| {
+        let binary = static_binary();
+        if !prerequisite(binary.exists(), "no static binary: run ./build")
+            || !prerequisite(
+                Path::new("/bin/busybox").exists(),
+                "/bin/busybox missing (apt-get install busybox-static)",
+            )
+            || !prerequisite(
+                Command::new("docker")
+                    .arg("info")
+                    .output()
+                    .is_ok_and(|o| o.status.success()),
+                "no running Docker engine",
+            )
+        {
+            return false;
+        }
+        let dir =
+            std::env::temp_dir().join(format!("envinit-docker-legacy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("Dockerfile"), DOCKERFILE).unwrap();
+        std::fs::copy(&binary, dir.join("envinit")).unwrap();
+        std::fs::copy("/bin/busybox", dir.join("busybox")).unwrap();
+        std::fs::write(dir.join("index.html"), "ok\n").unwrap();
+        let out = run(Command::new("docker")
+            .args(["build", "-q", "-t", &image_name()])
+            .arg(&dir));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            out.status.success(),
+            "docker build failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        true
+    })
+}
+
+/// Removes the containers (and, for the last test, nothing else: the image
+/// is removed by the test that builds it last, see `remove_image`).
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+    }
+}
+
+fn remove_image() {
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", &image_name()])
+        .output();
+}
+
+#[test]
+fn user_wait_and_probe_in_a_from_scratch_image() {
+    if !image() {
+        return;
+    }
+    let image = image_name();
+    // The app runs as uid 1234 (no passwd entry: gid 1234, HOME=/) once the
+    // server that starts beside it answers at a name from /etc/hosts.
+    let script = "httpd -p 8080 -h /www; exec /sbin/envinit --user 1234 \
+        --wait tcp://envinit-dep:8080 --wait http://envinit-dep:8080/index.html \
+        -- sh -c 'echo $(id -u) $(id -g) $HOME'";
+    let out = run(Command::new("docker").args([
+        "run",
+        "--rm",
+        "--add-host",
+        "envinit-dep:127.0.0.1",
+        "-e",
+        "HOME=/root",
+        "--entrypoint",
+        "/bin/sh",
+        &image,
+        "-c",
+        script,
+    ]));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1234 1234 /\n");
+
+    // A dependency that never comes up: exit 69, the app not started.
+    let out = run(Command::new("docker").args([
+        "run",
+        "--rm",
+        "--add-host",
+        "envinit-dep:127.0.0.1",
+        "--entrypoint",
+        "/sbin/envinit",
+        &image,
+        "--wait",
+        "tcp://envinit-dep:9",
+        "--wait-timeout",
+        "1s",
+        "--",
+        "echo",
+        "started",
+    ]));
+    assert_eq!(out.status.code(), Some(69));
+    assert!(out.stdout.is_empty(), "the app must not start");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tcp://envinit-dep:9 is not ready after 1s: connection refused"),
+        "{err}"
+    );
+
+    // --probe as the image's HEALTHCHECK: healthy once httpd serves.
+    let out = run(Command::new("docker").args(["run", "-d", &image]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let container = Container(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = run(Command::new("docker").args([
+            "inspect",
+            "-f",
+            "{{.State.Health.Status}}",
+            &container.0,
+        ]));
+        let status = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if status == "healthy" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the container is still {status:?} after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // And a probe of a port nobody serves says which and why, exit 1.
+    let out = run(Command::new("docker").args([
+        "exec",
+        &container.0,
+        "/sbin/envinit",
+        "--probe",
+        "http://localhost:8080/index.html",
+        "--probe",
+        "tcp://localhost:8081",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        ["envinit: error: tcp://localhost:8081: connection refused"],
+        "{err}"
+    );
+    drop(container);
+    remove_image();
+}
