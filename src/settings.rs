@@ -498,6 +498,12 @@ fn build(
         .filter(|(k, _)| START_UP_VARS.iter().any(|(_, var)| k == var))
         .cloned()
         .collect();
+    // Checked once so that a start without them pays nothing more.
+    let start_up_given = !start_up_env.is_empty()
+        || cli
+            .0
+            .iter()
+            .any(|(n, _)| START_UP_VARS.iter().any(|(o, _)| o == n));
     let env_options: EnvOptions = envy::prefixed("ENVINIT_")
         .from_iter(env)
         .map_err(|e| config(format!("ENVINIT_* variables: {e}")))?;
@@ -627,7 +633,11 @@ fn build(
         };
     }
 
-    let (launch, wait, probe) = start_up(&mut raw, !command.is_empty())?;
+    let (launch, wait, probe) = if start_up_given {
+        start_up(&mut raw, !command.is_empty())?
+    } else {
+        (LaunchSettings::default(), Checks::wait_default(), None)
+    };
 
     if command.is_empty() && !render.check && probe.is_none() {
         return Err(usage(
