@@ -223,7 +223,7 @@ fn read_bounded(path: &Path) -> Result<String, String> {
 }
 
 fn cannot_read(path: &Path, e: &std::io::Error) -> String {
-    let why = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)).desc();
+    let why = crate::logging::reason(e);
     format!("--user: cannot read {}: {why}", path.display())
 }
 

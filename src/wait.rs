@@ -31,7 +31,6 @@ use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
 use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
@@ -642,10 +641,7 @@ fn status_of(answer: &[u8]) -> Option<u16> {
 
 /// An OS error as the OS says it, lower-cased: "connection refused".
 fn os_text(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => Errno::from_raw(n).desc().to_ascii_lowercase(),
-        None => e.kind().to_string(),
-    }
+    crate::logging::reason(e).to_ascii_lowercase()
 }
 
 /// A non-blocking TCP connect to `addr`: the stream and whether it is
