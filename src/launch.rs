@@ -74,26 +74,31 @@ pub fn prepare(settings: &LaunchSettings) -> Result<Launch, Vec<String>> {
         launch.identity = Some(identity);
     }
     let home = launch.identity.as_ref().map(|i| i.home.as_str());
+    // The same reader of `X_FILE` as templates (its own copy of the
+    // environment: only built when asked for).
+    let values = settings
+        .export_file_vars
+        .then(|| Values::from_process(PathBuf::new()));
     launch.env = Some(child_env(
         std::env::vars_os().collect(),
         home,
-        settings.export_file_vars,
+        values.as_ref(),
     )?);
     Ok(launch)
 }
 
 /// The child's environment from `vars` (envinit's, in order): HOME set to
-/// `home` when given; with `export`, `X=content` in place of every `X_FILE`
-/// that names a readable file.
+/// `home` when given; with `values` (`--export-file-vars`, over the same
+/// variables), `X=content` in place of every `X_FILE` that names a readable
+/// file.
 pub fn child_env(
     vars: Vec<(OsString, OsString)>,
     home: Option<&str>,
-    export: bool,
+    values: Option<&Values>,
 ) -> Result<Vec<CString>, Vec<String>> {
     let mut exported = Vec::new();
     let mut problems = Vec::new();
-    if export {
-        let values = Values::new(vars.iter().cloned(), PathBuf::new());
+    if let Some(values) = values {
         for (key, value) in &vars {
             let Some(name) = key.to_str().and_then(|k| k.strip_suffix("_FILE")) else {
                 continue;
@@ -101,18 +106,19 @@ pub fn child_env(
             if name.is_empty() || value.is_empty() {
                 continue;
             }
-            match values.file_var(name) {
-                Ok(Some(content)) if name.len() + content.len() + 2 > MAX_ENTRY => {
-                    tracing::warn!(
-                        "{name}_FILE names a file larger than 128 KiB, too large for a variable: passed on unchanged, {name} not set"
-                    )
+            let why = match values.file_var(name) {
+                Ok(Some(content)) if name.len() + content.len() + 2 <= MAX_ENTRY => {
+                    exported.push((name.to_string(), content));
+                    continue;
                 }
-                Ok(Some(content)) => exported.push((name.to_string(), content)),
-                Ok(None) => tracing::warn!(
-                    "{name}_FILE names no readable file: passed on unchanged, {name} not set"
-                ),
-                Err(e) => problems.push(format!("--export-file-vars: {e}")),
-            }
+                Ok(Some(_)) => "names a file larger than 128 KiB, too large for a variable",
+                Ok(None) => "names no readable file",
+                Err(e) => {
+                    problems.push(format!("--export-file-vars: {e}"));
+                    continue;
+                }
+            };
+            tracing::warn!("{name}_FILE {why}: passed on unchanged, {name} not set");
         }
     }
     if !problems.is_empty() {
@@ -159,6 +165,10 @@ mod tests {
             .collect()
     }
 
+    fn export(vars: &[(OsString, OsString)]) -> Values {
+        Values::new(vars.iter().cloned(), PathBuf::new())
+    }
+
     fn strings(env: Vec<CString>) -> Vec<String> {
         env.into_iter().map(|c| c.into_string().unwrap()).collect()
     }
@@ -168,12 +178,12 @@ mod tests {
         let env = child_env(
             vars(&[("HOME", "/root"), ("A", "1")]),
             Some("/home/app"),
-            false,
+            None,
         );
         assert_eq!(strings(env.unwrap()), ["A=1", "HOME=/home/app"]);
-        let env = child_env(vars(&[("A", "1")]), Some("/"), false);
+        let env = child_env(vars(&[("A", "1")]), Some("/"), None);
         assert_eq!(strings(env.unwrap()), ["A=1", "HOME=/"]);
-        let env = child_env(vars(&[("HOME", "/root")]), None, false);
+        let env = child_env(vars(&[("HOME", "/root")]), None, None);
         assert_eq!(strings(env.unwrap()), ["HOME=/root"]);
     }
 
@@ -186,22 +196,18 @@ mod tests {
         let pw = pw.to_str().unwrap();
         let big = dir.join("big");
         std::fs::write(&big, "x".repeat(MAX_ENTRY)).unwrap();
-        let env = child_env(
-            vars(&[
-                ("DB_PASSWORD_FILE", pw),
-                ("EMPTY", ""),
-                ("EMPTY_FILE", pw),
-                ("LOG_FILE", "/nonexistent/app.log"),
-                ("DIR_FILE", "/"),
-                ("BIG_FILE", big.to_str().unwrap()),
-                ("_FILE", pw),
-                ("BLANK_FILE", ""),
-                ("KEEP", "x"),
-            ]),
-            None,
-            true,
-        )
-        .unwrap();
+        let all = vars(&[
+            ("DB_PASSWORD_FILE", pw),
+            ("EMPTY", ""),
+            ("EMPTY_FILE", pw),
+            ("LOG_FILE", "/nonexistent/app.log"),
+            ("DIR_FILE", "/"),
+            ("BIG_FILE", big.to_str().unwrap()),
+            ("_FILE", pw),
+            ("BLANK_FILE", ""),
+            ("KEEP", "x"),
+        ]);
+        let env = child_env(all.clone(), None, Some(&export(&all))).unwrap();
         assert_eq!(
             strings(env),
             [
@@ -215,12 +221,13 @@ mod tests {
                 "KEEP=x",
             ]
         );
-        let e = child_env(vars(&[("PW", "a"), ("PW_FILE", pw)]), None, true).unwrap_err();
+        let both = vars(&[("PW", "a"), ("PW_FILE", pw)]);
+        let e = child_env(both.clone(), None, Some(&export(&both))).unwrap_err();
         assert_eq!(e.len(), 1);
         assert!(e[0].contains("both PW and PW_FILE are set"), "{e:?}");
         assert!(!e[0].contains("s3cret"));
         // Off: nothing changes.
-        let env = child_env(vars(&[("PW_FILE", pw)]), None, false).unwrap();
+        let env = child_env(vars(&[("PW_FILE", pw)]), None, None).unwrap();
         assert_eq!(strings(env), [format!("PW_FILE={pw}")]);
         let _ = std::fs::remove_dir_all(&dir);
     }

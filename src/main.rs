@@ -66,12 +66,7 @@ fn main() -> ExitCode {
     //    resolved before anything is written or started.
     let launch = match launch::prepare(&settings.launch) {
         Ok(launch) => launch,
-        Err(problems) => {
-            for problem in &problems {
-                tracing::error!("{problem}");
-            }
-            return ExitCode::from(exit::CONFIG);
-        }
+        Err(problems) => return fail_all(&problems, exit::CONFIG),
     };
 
     // 4. Render: config files from the environment, all or nothing, owned
@@ -110,9 +105,7 @@ fn render_config(
             Ok(summary.rendered)
         }
         Err(failure) => {
-            for problem in &failure.problems {
-                tracing::error!("{problem}");
-            }
+            fail_all(&failure.problems, exit::CONFIG);
             let problems = failure.problems.len();
             tracing::error!(problems, "nothing was written and nothing started");
             Err(ExitCode::from(exit::CONFIG))
@@ -122,6 +115,13 @@ fn render_config(
 
 /// One error line, then the exit code.
 fn fail(message: &str, code: u8) -> ExitCode {
-    tracing::error!("{message}");
+    fail_all(&[message.to_string()], code)
+}
+
+/// One error line per problem, then the exit code.
+fn fail_all(problems: &[String], code: u8) -> ExitCode {
+    for problem in problems {
+        tracing::error!("{problem}");
+    }
     ExitCode::from(code)
 }

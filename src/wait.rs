@@ -116,75 +116,73 @@ pub enum Kind {
 
 /// Parses one `--wait`/`--probe` URL; the error says what is wrong.
 pub fn parse(url: &str) -> Result<Target, String> {
-    let forms = "write tcp://HOST:PORT, http://HOST[:PORT]/PATH, unix:///PATH or file:///PATH";
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| format!("{url:?} is not a URL: {forms}"))?;
-    let kind = match scheme.to_ascii_lowercase().as_str() {
+    match parse_kind(url) {
+        Ok(kind) => Ok(Target {
+            url: url.to_string(),
+            kind,
+        }),
+        Err(problem) => Err(format!("{url:?}: {problem}")),
+    }
+}
+
+fn parse_kind(url: &str) -> Result<Kind, &'static str> {
+    let (scheme, rest) = url.split_once("://").ok_or(
+        "not a URL: write tcp://HOST:PORT, http://HOST[:PORT]/PATH, unix:///PATH or file:///PATH",
+    )?;
+    let scheme = scheme.to_ascii_lowercase();
+    Ok(match scheme.as_str() {
         "tcp" => {
-            let authority = rest.strip_suffix('/').unwrap_or(rest);
-            let (host, port) = host_port(authority, None).map_err(|e| format!("{url:?}: {e}"))?;
+            let (host, port) = host_port(rest.strip_suffix('/').unwrap_or(rest), None)?;
             Kind::Tcp { host, port }
         }
         "http" => {
             let rest = rest.split('#').next().unwrap_or(rest);
             let cut = rest.find(['/', '?']).unwrap_or(rest.len());
             let (authority, path) = rest.split_at(cut);
-            let (host, port) =
-                host_port(authority, Some(80)).map_err(|e| format!("{url:?}: {e}"))?;
-            let path = match path {
-                "" => "/".to_string(),
-                p if p.starts_with('?') => format!("/{p}"),
-                p => p.to_string(),
-            };
+            let (host, port) = host_port(authority, Some(80))?;
             if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
-                return Err(format!(
-                    "{url:?}: the path holds a space or control character: percent-encode it"
-                ));
+                return Err("the path holds a space or control character: percent-encode it");
             }
+            let slash = if path.starts_with('/') { "" } else { "/" };
             Kind::Http {
                 host,
                 port,
                 authority: authority.to_string(),
-                path,
+                path: format!("{slash}{path}"),
             }
         }
         "https" => {
-            return Err(format!(
-                "{url:?}: https is not supported (envinit has no TLS): check the plain HTTP port, or tcp://HOST:443"
-            ));
+            return Err(
+                "https is not supported (envinit has no TLS): check the plain HTTP port, or tcp://HOST:443",
+            );
         }
-        "unix" | "file" => {
-            if !rest.starts_with('/') || rest.contains('\0') {
-                return Err(format!(
-                    "{url:?}: give an absolute path after {scheme}://, e.g. {scheme}:///run/app.sock"
-                ));
-            }
-            if scheme.eq_ignore_ascii_case("unix") {
+        "unix" | "file" if rest.starts_with('/') && !rest.contains('\0') => {
+            if scheme == "unix" {
                 Kind::Unix(rest.into())
             } else {
                 Kind::File(rest.into())
             }
         }
-        _ => return Err(format!("{url:?}: unknown scheme {scheme:?}: {forms}")),
-    };
-    Ok(Target {
-        url: url.to_string(),
-        kind,
+        "unix" | "file" => return Err("give an absolute path, e.g. unix:///run/app.sock"),
+        _ => {
+            return Err(
+                "unknown scheme: write tcp://HOST:PORT, http://HOST[:PORT]/PATH, unix:///PATH or file:///PATH",
+            );
+        }
     })
 }
 
 /// `host:port`, `[v6]:port`, or without the port when there is a default.
-fn host_port(authority: &str, default_port: Option<u16>) -> Result<(String, u16), String> {
+fn host_port(authority: &str, default_port: Option<u16>) -> Result<(String, u16), &'static str> {
     if authority.contains('@') {
-        return Err("user names and passwords in URLs are not supported".into());
+        return Err("user names and passwords in URLs are not supported");
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (host, after) = v6
             .split_once(']')
             .ok_or("an IPv6 address needs its closing ]")?;
         if host.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("{host:?} is not an IPv6 address"));
+            return Err("not an IPv6 address between [ ]");
         }
         match after {
             "" => (host, None),
@@ -194,29 +192,24 @@ fn host_port(authority: &str, default_port: Option<u16>) -> Result<(String, u16)
             ),
         }
     } else {
-        match authority.split_once(':') {
+        let (host, port) = match authority.split_once(':') {
             Some((h, p)) => (h, Some(p)),
             None => (authority, None),
+        };
+        let valid = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_';
+        if host.is_empty() || !host.bytes().all(valid) {
+            return Err("not a host name or address (letters, digits, '.', '-', '_')");
         }
+        (host, port)
     };
-    let valid_name = |h: &str| {
-        !h.is_empty()
-            && h.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
-    };
-    if !authority.starts_with('[') && !valid_name(host) {
-        return Err(format!(
-            "{host:?} is not a host name or address (letters, digits, '.', '-', '_')"
-        ));
-    }
     let port = match (port, default_port) {
         (Some(p), _) => p
             .parse::<u16>()
             .ok()
             .filter(|p| *p != 0)
-            .ok_or_else(|| format!("{p:?} is not a port (1-65535)"))?,
+            .ok_or("not a port (1-65535)")?,
         (None, Some(p)) => p,
-        (None, None) => return Err("the port is missing (HOST:PORT)".into()),
+        (None, None) => return Err("the port is missing (HOST:PORT)"),
     };
     Ok((host.to_string(), port))
 }
@@ -274,11 +267,6 @@ enum Step {
         stream: TcpStream,
         addrs: Vec<SocketAddr>,
         next: usize,
-    },
-    /// Writing the HTTP request; `sent` bytes are out.
-    Sending {
-        stream: TcpStream,
-        sent: usize,
     },
     /// Reading the HTTP status line.
     Reading {
@@ -360,9 +348,7 @@ impl<'a> Run<'a> {
                         };
                         check.start(now, limit, self.retry);
                     }
-                    Step::Connecting { .. } | Step::Sending { .. } | Step::Reading { .. }
-                        if check.until <= now =>
-                    {
+                    Step::Connecting { .. } | Step::Reading { .. } if check.until <= now => {
                         check.fail("timed out".into(), now, self.retry);
                     }
                     _ => {}
@@ -415,9 +401,7 @@ impl<'a> Run<'a> {
             }
             for (i, c) in self.checks.iter().enumerate() {
                 let (stream, flags) = match &c.step {
-                    Step::Connecting { stream, .. } | Step::Sending { stream, .. } => {
-                        (stream, PollFlags::POLLOUT)
-                    }
+                    Step::Connecting { stream, .. } => (stream, PollFlags::POLLOUT),
                     Step::Reading { stream, .. } => (stream, PollFlags::POLLIN),
                     _ => continue,
                 };
@@ -485,7 +469,7 @@ impl Check<'_> {
         while let Some(addr) = addrs.get(next) {
             next += 1;
             match connect_tcp(*addr) {
-                Ok((stream, true)) => return self.connected(stream, retry),
+                Ok((stream, true)) => return self.connected(stream, now, retry),
                 Ok((stream, false)) => {
                     self.step = Step::Connecting {
                         stream,
@@ -501,10 +485,26 @@ impl Check<'_> {
         self.fail(reason, now, retry);
     }
 
-    fn connected(&mut self, stream: TcpStream, retry: bool) {
-        match self.target.kind {
-            Kind::Http { .. } => self.step = Step::Sending { stream, sent: 0 },
-            _ => self.ready(retry),
+    /// Connected: a TCP check is done; an HTTP check sends its request,
+    /// in one write (a fresh connection's send buffer takes it whole).
+    fn connected(&mut self, mut stream: TcpStream, now: Instant, retry: bool) {
+        let request = match &self.target.kind {
+            Kind::Http {
+                authority, path, ..
+            } => format!(
+                "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: envinit\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+            ),
+            _ => return self.ready(retry),
+        };
+        match stream.write(request.as_bytes()) {
+            Ok(n) if n == request.len() => {
+                self.step = Step::Reading {
+                    stream,
+                    got: Vec::new(),
+                }
+            }
+            Ok(_) => self.fail("the request did not fit the socket".into(), now, retry),
+            Err(e) => self.fail(os_text(&e), now, retry),
         }
     }
 
@@ -516,34 +516,13 @@ impl Check<'_> {
                 addrs,
                 next,
             } => match stream.take_error() {
-                Ok(None) => self.connected(stream, retry),
+                Ok(None) => self.connected(stream, now, retry),
                 Ok(Some(e)) | Err(e) => {
                     self.tried_one(&e);
                     drop(stream);
                     self.connect(addrs, next, now, retry);
                 }
             },
-            Step::Sending { mut stream, sent } => {
-                let request = self.request();
-                match stream.write(&request[sent..]) {
-                    Ok(n) if sent + n >= request.len() => {
-                        self.step = Step::Reading {
-                            stream,
-                            got: Vec::new(),
-                        }
-                    }
-                    Ok(n) => {
-                        self.step = Step::Sending {
-                            stream,
-                            sent: sent + n,
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.step = Step::Sending { stream, sent }
-                    }
-                    Err(e) => self.fail(os_text(&e), now, retry),
-                }
-            }
             Step::Reading {
                 mut stream,
                 mut got,
@@ -577,18 +556,6 @@ impl Check<'_> {
                 self.fail("connection closed without an answer".into(), now, retry)
             }
             None => self.fail("not an HTTP answer".into(), now, retry),
-        }
-    }
-
-    fn request(&self) -> Vec<u8> {
-        match &self.target.kind {
-            Kind::Http {
-                authority, path, ..
-            } => format!(
-                "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: envinit\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-            )
-            .into_bytes(),
-            _ => Vec::new(),
         }
     }
 
@@ -816,7 +783,7 @@ mod tests {
     #[test]
     fn bad_urls_say_why() {
         for (url, why) in [
-            ("db:5432", "is not a URL"),
+            ("db:5432", "not a URL"),
             ("tcp://db", "port is missing"),
             ("tcp://db:0", "not a port"),
             ("tcp://db:65536", "not a port"),
