@@ -39,8 +39,11 @@ fn main() -> ExitCode {
         );
     }
 
+    // --user, --export-file-vars, --wait, --probe: None when none is given.
+    let start_up = settings.start_up.as_deref();
+
     // --probe: check each URL once, report, and stop there (HEALTHCHECK).
-    if let Some(probe) = &settings.probe {
+    if let Some(probe) = start_up.and_then(|s| s.probe.as_ref()) {
         return ExitCode::from(wait::probe(probe));
     }
 
@@ -64,9 +67,10 @@ fn main() -> ExitCode {
 
     // 3. Launch: the app's user and environment (--user, --export-file-vars),
     //    resolved before anything is written or started.
-    let launch = match launch::prepare(&settings.launch) {
-        Ok(launch) => launch,
-        Err(problems) => return fail_all(&problems, exit::CONFIG),
+    let launch = match start_up.map(|s| launch::prepare(&s.launch)) {
+        None => launch::Launch::default(),
+        Some(Ok(launch)) => launch,
+        Some(Err(problems)) => return fail_all(&problems, exit::CONFIG),
     };
 
     // 4. Render: config files from the environment, all or nothing, owned
@@ -78,8 +82,8 @@ fn main() -> ExitCode {
     }
 
     // 5. Wait for dependencies (--wait); a stop signal ends the start here.
-    if !settings.wait.targets.is_empty() {
-        if let Err(code) = wait::wait_for(&settings.wait, &signals) {
+    if let Some(wait) = start_up.map(|s| &s.wait).filter(|w| !w.targets.is_empty()) {
+        if let Err(code) = wait::wait_for(wait, &signals) {
             return ExitCode::from(settings.final_code(code));
         }
     }

@@ -39,15 +39,24 @@ pub struct Settings {
     pub render: RenderSettings,
     /// envinit's own log lines.
     pub log: LogSettings,
+    /// `--user`, `--export-file-vars`, `--wait`, `--probe`: only when one
+    /// of them is given (a start without them carries no more than this).
+    pub start_up: Option<Box<StartUp>>,
+    /// `ENVINIT_*` variables that name no option (likely typos), to warn
+    /// about once logging is set up.
+    pub unknown_variables: Vec<String>,
+}
+
+/// The start-up options: `--user`, `--export-file-vars`, `--wait`,
+/// `--probe` and their timeouts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartUp {
     /// `--user`, `--export-file-vars`: what the app runs as and with.
     pub launch: LaunchSettings,
     /// `--wait`: dependencies awaited before the start.
     pub wait: Checks,
     /// `--probe`: check these once, report, run nothing.
     pub probe: Option<Checks>,
-    /// `ENVINIT_*` variables that name no option (likely typos), to warn
-    /// about once logging is set up.
-    pub unknown_variables: Vec<String>,
 }
 
 /// How the child is run and stopped.
@@ -633,13 +642,13 @@ fn build(
         };
     }
 
-    let (launch, wait, probe) = if start_up_given {
-        start_up(&mut raw, !command.is_empty())?
-    } else {
-        (LaunchSettings::default(), Checks::wait_default(), None)
+    let start_up = match start_up_given {
+        true => Some(Box::new(start_up(&mut raw, !command.is_empty())?)),
+        false => None,
     };
+    let probing = start_up.as_ref().is_some_and(|s| s.probe.is_some());
 
-    if command.is_empty() && !render.check && probe.is_none() {
+    if command.is_empty() && !render.check && !probing {
         return Err(usage(
             "no command given: envinit [OPTIONS] [--] COMMAND [ARG...]".into(),
         ));
@@ -650,9 +659,7 @@ fn build(
         remap_exit,
         render,
         log,
-        launch,
-        wait,
-        probe,
+        start_up,
         unknown_variables,
     })))
 }
@@ -663,7 +670,7 @@ fn build(
 fn start_up(
     raw: &mut impl FnMut(&'static str) -> Option<Raw>,
     has_command: bool,
-) -> Result<(LaunchSettings, Checks, Option<Checks>), SettingsError> {
+) -> Result<StartUp, SettingsError> {
     let mut launch = LaunchSettings::default();
     if let Some(r) = raw("user") {
         launch.user = r.last().map(String::from);
@@ -684,7 +691,11 @@ fn start_up(
         ));
     }
     let probe = (!probe.targets.is_empty() && (probe_cli || !has_command)).then_some(probe);
-    Ok((launch, wait, probe))
+    Ok(StartUp {
+        launch,
+        wait,
+        probe,
+    })
 }
 
 /// `--wait`/`--probe` URLs and their timeout over `checks`' defaults; true
@@ -1039,6 +1050,8 @@ mod tests {
             ],
             &[("ENVINIT_WAIT", "tcp://ignored:1")],
         )
+        .unwrap()
+        .start_up
         .unwrap();
         assert_eq!(s.launch.user.as_deref(), Some("app:staff"));
         assert!(s.launch.export_file_vars);
@@ -1057,19 +1070,24 @@ mod tests {
         ];
         let s = run(&["app"], &env).unwrap();
         assert!(s.unknown_variables.is_empty());
+        let s = s.start_up.unwrap();
         assert_eq!(s.launch.user.as_deref(), Some("1000"));
         assert!(s.launch.export_file_vars);
         assert_eq!(s.wait.targets.len(), 2);
         assert_eq!(s.wait.timeout, Duration::from_secs(120));
         assert_eq!(s.probe, None, "ENVINIT_PROBE does not stop a command");
-        let s = run(&[], &env).unwrap();
+        let s = run(&[], &env).unwrap().start_up.unwrap();
         let probe = s.probe.unwrap();
         assert_eq!(probe.targets[0].url, "tcp://a:1");
         assert_eq!(probe.timeout, Duration::from_millis(300));
-        let s = run(&["--probe", "http://h:8080/health"], &[]).unwrap();
+        let s = run(&["--probe", "http://h:8080/health"], &[])
+            .unwrap()
+            .start_up
+            .unwrap();
         assert_eq!(s.probe.unwrap().timeout, Duration::from_secs(2));
         assert_eq!(s.wait.timeout, Duration::from_secs(60));
 
+        assert_eq!(run(&["app"], &[]).unwrap().start_up, None);
         for args in [
             &["--wait", "db:5432", "app"][..],
             &["--probe", "tcp://a:1", "app"],
