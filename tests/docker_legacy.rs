@@ -98,8 +98,7 @@ fn image() -> bool {
     })
 }
 
-/// Removes the containers (and, for the last test, nothing else: the image
-/// is removed by the test that builds it last, see `remove_image`).
+/// A container removed when the test ends, however it ends.
 struct Container(String);
 
 impl Drop for Container {
@@ -108,10 +107,15 @@ impl Drop for Container {
     }
 }
 
-fn remove_image() {
-    let _ = Command::new("docker")
-        .args(["rmi", "-f", &image_name()])
-        .output();
+/// Removes the test image when the test ends, however it ends.
+struct ImageGuard;
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &image_name()])
+            .output();
+    }
 }
 
 #[test]
@@ -119,6 +123,7 @@ fn user_wait_and_probe_in_a_from_scratch_image() {
     if !image() {
         return;
     }
+    let _remove = ImageGuard;
     let image = image_name();
     // The app runs as uid 1234 (no passwd entry: gid 1234, HOME=/) once the
     // server that starts beside it answers at a name from /etc/hosts.
@@ -215,5 +220,4 @@ fn user_wait_and_probe_in_a_from_scratch_image() {
         "{err}"
     );
     drop(container);
-    remove_image();
 }
