@@ -146,6 +146,31 @@ impl Visit for TextFields<'_> {
         self.key(field);
         let _ = write!(self.0, "{value:?}");
     }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.key(field);
+        push_f64(self.0, value);
+    }
+}
+
+/// Appends `value` with three decimals, without core's float formatting
+/// (8 KiB of the binary that tracing's default `record_f64` would pull in;
+/// envinit logs no floats, this only keeps the vtable small).
+fn push_f64(out: &mut String, value: f64) {
+    if !value.is_finite() {
+        out.push_str("null");
+        return;
+    }
+    if value < 0.0 {
+        out.push('-');
+    }
+    let millis = (value.abs() * 1000.0).round() as u64;
+    push_u64(out, millis / 1000);
+    out.push('.');
+    let frac = millis % 1000;
+    for digit in [frac / 100, frac / 10 % 10, frac % 10] {
+        out.push(char::from(b'0' + digit as u8));
+    }
 }
 
 /// Appends the decimal digits of `value`.
@@ -197,6 +222,11 @@ impl Visit for JsonFields<'_> {
         self.key(field);
         push_json_string(self.0, &format!("{value:?}"));
     }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.key(field);
+        push_f64(self.0, value);
+    }
 }
 
 #[cfg(test)]
@@ -209,6 +239,20 @@ mod tests {
             let mut out = String::new();
             push_u64(&mut out, n);
             assert_eq!(out, n.to_string());
+        }
+    }
+
+    #[test]
+    fn floats_without_core_formatting() {
+        for (v, want) in [
+            (0.0, "0.000"),
+            (1.5, "1.500"),
+            (-2.25, "-2.250"),
+            (f64::NAN, "null"),
+        ] {
+            let mut out = String::new();
+            push_f64(&mut out, v);
+            assert_eq!(out, want);
         }
     }
 
