@@ -151,9 +151,10 @@ impl Followers {
         let inotify = match Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK) {
             Ok(inotify) => inotify,
             Err(e) => {
-                tracing::warn!(
-                    error = e.desc(),
-                    "cannot watch the --stdout/--stderr files (inotify_init failed; check fs.inotify.max_user_instances): their lines are not copied"
+                warn(
+                    "cannot watch the --stdout/--stderr files (check fs.inotify.max_user_instances): their lines are not copied",
+                    Path::new("inotify_init"),
+                    e.desc(),
                 );
                 return Followers(None);
             }
@@ -308,9 +309,10 @@ impl Active {
                 Err(Errno::EAGAIN) => break,
                 Err(Errno::EINTR) => continue,
                 Err(e) => {
-                    tracing::warn!(
-                        error = e.desc(),
-                        "reading inotify events failed; carrying on"
+                    warn(
+                        "reading inotify events failed; carrying on",
+                        Path::new("inotify"),
+                        e.desc(),
                     );
                     break;
                 }
@@ -427,10 +429,10 @@ impl Dir {
     }
 
     fn warn(&self, e: Errno) {
-        tracing::warn!(
-            dir = %self.path.display(),
-            error = e.desc(),
-            "cannot watch the directory of a --stdout/--stderr file: its lines are not followed"
+        warn(
+            "cannot watch the directory of a --stdout/--stderr file: its lines are not followed",
+            &self.path,
+            e.desc(),
         );
     }
 }
@@ -510,7 +512,11 @@ impl Follower {
         };
         self.id = identity(&meta);
         self.file = Some(file);
-        tracing::debug!(file = %self.path.display(), from_start, "following");
+        self.note(if from_start {
+            "following from the start"
+        } else {
+            "following from the end"
+        });
     }
 
     /// After an event named the file: opens it if it was not open, or notes
@@ -578,7 +584,7 @@ impl Follower {
             self.flush_partial = true;
             self.file = None;
             self.open(true);
-            tracing::debug!(file = %self.path.display(), "rotated: following the new file");
+            self.note("rotated: following the new file");
             return self.file.is_some();
         }
         let Some(file) = &mut self.file else {
@@ -587,7 +593,7 @@ impl Follower {
         match file.metadata() {
             Ok(meta) if meta.len() < self.offset => match file.seek(SeekFrom::Start(0)) {
                 Ok(_) => {
-                    tracing::debug!(file = %self.path.display(), "truncated: reading from the start");
+                    self.note("truncated: reading from the start");
                     self.offset = 0;
                     self.flush_partial = true;
                     true
@@ -662,14 +668,19 @@ impl Follower {
         }
     }
 
+    /// What happened to the file, at debug level.
+    fn note(&self, what: &'static str) {
+        tracing::debug!(file = %self.path.display(), "{what}");
+    }
+
     /// One warning per file, ever.
     fn warn(&mut self, error: &str) {
         if !self.warned {
             self.warned = true;
-            tracing::warn!(
-                file = %self.path.display(),
+            warn(
+                "cannot read a --stdout/--stderr file: its lines are not copied",
+                &self.path,
                 error,
-                "cannot read a --stdout/--stderr file: its lines are not copied"
             );
         }
     }
@@ -744,12 +755,18 @@ impl Sink {
 
     fn fail(&mut self, why: &str) {
         self.dead = true;
-        tracing::warn!(
-            output = self.name,
-            error = why,
-            "cannot write the lines of the --stdout/--stderr files: they are dropped from now on"
+        warn(
+            "cannot write the lines of the --stdout/--stderr files: they are dropped from now on",
+            Path::new(self.name),
+            why,
         );
     }
+}
+
+/// Every warning of this module, through one call site (each costs size):
+/// what happened, to which path (or output), and the OS's reason.
+fn warn(what: &str, path: &Path, error: &str) {
+    tracing::warn!(path = %path.display(), error, "{what}");
 }
 
 fn identity(meta: &Metadata) -> (u64, u64) {

@@ -512,6 +512,9 @@ fn build(
     mut cli: CliValues,
     env: Vec<(String, String)>,
 ) -> Result<Request, SettingsError> {
+    // The common start has no ENVINIT_* variable at all: then no option
+    // needs looking up there (each look-up costs a string match).
+    let no_variables = env.is_empty();
     let unknown_variables = env
         .iter()
         .map(|(key, _)| key)
@@ -562,6 +565,9 @@ fn build(
                 values,
                 source: Source::Cli,
             });
+        }
+        if no_variables {
+            return None;
         }
         let value = from_env(name)?;
         let values = value
