@@ -91,6 +91,10 @@ const NAME_CHANGED: AddWatchFlags = AddWatchFlags::IN_CREATE
     .union(AddWatchFlags::IN_MOVED_TO)
     .union(AddWatchFlags::IN_ATTRIB);
 
+/// Events that say a name appeared in a directory (perhaps the next
+/// directory down towards a missing one).
+const APPEARED: AddWatchFlags = AddWatchFlags::IN_CREATE.union(AddWatchFlags::IN_MOVED_TO);
+
 /// Events that say a watched directory itself is gone or elsewhere.
 const DIR_GONE: AddWatchFlags = AddWatchFlags::IN_DELETE_SELF
     .union(AddWatchFlags::IN_MOVE_SELF)
@@ -219,7 +223,7 @@ impl Followers {
     /// hold now, as far as the outputs take it without blocking.
     pub fn on_ready(&mut self) {
         if let Some(active) = &mut self.0 {
-            active.take_events();
+            active.take_events(false);
             active.pump_all(false);
         }
     }
@@ -229,7 +233,7 @@ impl Followers {
     /// newline. Waits for the outputs, up to 5 s each write.
     pub fn drain(&mut self) {
         if let Some(active) = &mut self.0 {
-            active.take_events();
+            active.take_events(true);
             for file in &mut active.files {
                 file.check = true;
             }
@@ -301,7 +305,7 @@ impl Active {
     /// Reads every queued inotify event and marks the files they concern:
     /// to read again (anything in their directory) and to look at their
     /// path again (their name created, moved, deleted or changed).
-    fn take_events(&mut self) {
+    fn take_events(&mut self, all: bool) {
         let mut rescan = false;
         loop {
             let events = match self.inotify.read_events() {
@@ -328,7 +332,8 @@ impl Active {
                     continue;
                 }
                 for (d, dir) in self.dirs.iter_mut().enumerate() {
-                    if dir.ancestor == Some(event.wd) {
+                    if dir.ancestor == Some(event.wd) && event.mask.intersects(APPEARED | DIR_GONE)
+                    {
                         rescan = true;
                     }
                     if dir.wd != Some(event.wd) {
@@ -350,6 +355,11 @@ impl Active {
                         }
                     }
                 }
+            }
+            // While running, one read per wake-up: events left over keep
+            // the fd readable for the next poll.
+            if !all {
+                break;
             }
         }
         if rescan {
@@ -377,6 +387,11 @@ impl Active {
         for file in &mut self.files {
             if file.check {
                 file.check_path();
+            }
+            if self.sinks[file.sink].dead {
+                // Nowhere to copy to: leave the files alone.
+                file.pending = false;
+                continue;
             }
             if drain || file.dirty || file.pending {
                 file.dirty = false;
@@ -556,7 +571,7 @@ impl Follower {
             }
             match file.read(&mut self.buf[self.end..]) {
                 Ok(0) => {
-                    if !self.at_end() {
+                    if !self.at_end(read == 0) {
                         return false;
                     }
                 }
@@ -578,7 +593,12 @@ impl Follower {
 
     /// At the end of the file: switches to the new file after a rotation, or
     /// starts over after a truncation. Returns whether to read on.
-    fn at_end(&mut self) -> bool {
+    ///
+    /// Truncation is looked for (one fstat) only when this wake-up found
+    /// nothing new (`idle`): truncating a file is itself a change that
+    /// wakes envinit, which then finds nothing at its offset. A file
+    /// streaming lines costs no fstat per wake-up.
+    fn at_end(&mut self, idle: bool) -> bool {
         if self.rotated {
             self.rotated = false;
             self.flush_partial = true;
@@ -587,7 +607,7 @@ impl Follower {
             self.note("rotated: following the new file");
             return self.file.is_some();
         }
-        let Some(file) = &mut self.file else {
+        let Some(file) = self.file.as_mut().filter(|_| idle) else {
             return false;
         };
         match file.metadata() {
@@ -618,7 +638,13 @@ impl Follower {
             let (mut count, mut size, mut pos) = (0, 0, self.start);
             while pos < self.end {
                 let rest = &self.buf[pos..self.end];
-                let (len, add_newline) = match rest.iter().position(|b| *b == b'\n') {
+                let room = PIPE_BUF.saturating_sub(size);
+                // Without a prefix, all the whole lines that fit go at once.
+                let fitting = match self.prefix.is_empty() {
+                    true => last_newline(&rest[..rest.len().min(room)]),
+                    false => None,
+                };
+                let (len, add_newline) = match fitting.or_else(|| first_newline(rest)) {
                     Some(i) => (i + 1, false),
                     None if full || self.flush_partial => (rest.len(), true),
                     None => break,
@@ -767,6 +793,22 @@ impl Sink {
 /// what happened, to which path (or output), and the OS's reason.
 fn warn(what: &str, path: &Path, error: &str) {
     tracing::warn!(path = %path.display(), error, "{what}");
+}
+
+/// Where the first `\n` of `bytes` is (musl's memchr reads a word at a
+/// time: the search is most of the work per byte copied).
+fn first_newline(bytes: &[u8]) -> Option<usize> {
+    // SAFETY: memchr reads at most `bytes.len()` bytes from the start of
+    // the slice, and returns null or a pointer into it.
+    let found = unsafe { libc::memchr(bytes.as_ptr().cast(), i32::from(b'\n'), bytes.len()) };
+    (!found.is_null()).then(|| found as usize - bytes.as_ptr() as usize)
+}
+
+/// Where the last `\n` of `bytes` is.
+fn last_newline(bytes: &[u8]) -> Option<usize> {
+    // SAFETY: as for memchr, searching backwards from the end.
+    let found = unsafe { libc::memrchr(bytes.as_ptr().cast(), i32::from(b'\n'), bytes.len()) };
+    (!found.is_null()).then(|| found as usize - bytes.as_ptr() as usize)
 }
 
 fn identity(meta: &Metadata) -> (u64, u64) {
