@@ -304,13 +304,28 @@ const FOLLOW_VARS: [(&str, &str); 3] = [
 /// Variables that are not options (`ENVINIT_LOG`, `ENVINIT_LOG_FORMAT`).
 const ENV_ONLY: &[&str] = &["log", "log-format"];
 
-/// Does `key` (an `ENVINIT_*` name) name an option or one of [`ENV_ONLY`]?
-/// Only runs for the `ENVINIT_*` variables present.
-fn is_known_variable(key: &str) -> bool {
+/// The option (or [`ENV_ONLY`] name) that `key`, an `ENVINIT_*` name,
+/// names. Only runs for the `ENVINIT_*` variables present.
+fn variable_option(key: &str) -> Option<&'static str> {
     [VALUE_OPTIONS, BOOL_OPTIONS, ENV_ONLY]
         .iter()
         .flat_map(|list| list.iter())
-        .any(|option| env_name(option) == key)
+        .find(|option| is_variable_of(key, option))
+        .copied()
+}
+
+/// Is `key` the variable of `option` (`ENVINIT_` and its upper-snake
+/// name)? Compared in place: no string is built per option.
+fn is_variable_of(key: &str, option: &str) -> bool {
+    key.strip_prefix("ENVINIT_").is_some_and(|name| {
+        name.len() == option.len()
+            && name.bytes().zip(option.bytes()).all(|(k, o)| {
+                k == match o {
+                    b'-' => b'_',
+                    _ => o.to_ascii_uppercase(),
+                }
+            })
+    })
 }
 
 /// The `ENVINIT_*` variables, as envy sees them (names lower-cased, prefix
@@ -512,15 +527,17 @@ fn build(
     mut cli: CliValues,
     env: Vec<(String, String)>,
 ) -> Result<Request, SettingsError> {
-    // The common start has no ENVINIT_* variable at all: then no option
-    // needs looking up there (each look-up costs a string match).
-    let no_variables = env.is_empty();
-    let unknown_variables = env
-        .iter()
-        .map(|(key, _)| key)
-        .filter(|key| !is_known_variable(key))
-        .cloned()
-        .collect();
+    // Which options the ENVINIT_* variables set: usually none or a few, so
+    // an option that is not among them is not looked up in `from_env`
+    // (each look-up costs a string match per option).
+    let mut set_by_variables = Vec::new();
+    let mut unknown_variables = Vec::new();
+    for (key, _) in &env {
+        match variable_option(key) {
+            Some(option) => set_by_variables.push(option),
+            None => unknown_variables.push(key.clone()),
+        }
+    }
     // The start-up and log-file options' variables are looked up
     // directly: envy's derived code costs about 1 KiB of binary per field.
     let direct = || START_UP_VARS.iter().chain(&FOLLOW_VARS);
@@ -566,7 +583,7 @@ fn build(
                 source: Source::Cli,
             });
         }
-        if no_variables {
+        if !set_by_variables.contains(&name) {
             return None;
         }
         let value = from_env(name)?;
@@ -977,6 +994,22 @@ mod tests {
         assert_eq!(s.render.secrets_dir, PathBuf::from("/s"));
         assert!(s.render.check);
         assert_eq!(s.command, words(&["app"]));
+    }
+
+    #[test]
+    fn variables_are_matched_to_options_in_place() {
+        for option in VALUE_OPTIONS.iter().chain(BOOL_OPTIONS).chain(ENV_ONLY) {
+            assert_eq!(variable_option(&env_name(option)), Some(*option));
+        }
+        for key in [
+            "ENVINIT_GRAC",
+            "ENVINIT_grace",
+            "ENVINIT_PRE-STOP-DELAY",
+            "GRACE",
+            "ENVINIT_",
+        ] {
+            assert_eq!(variable_option(key), None, "{key}");
+        }
     }
 
     #[test]
