@@ -268,9 +268,9 @@ fn a_file_the_app_writes_as_another_user_is_followed() {
     if !have_unshare() {
         return;
     }
-    // The app drops root and writes a 0600 file in a directory it owns:
-    // `ln -sf /dev/stdout` would fail here (the stdout pipe is root's), but
-    // envinit stays root and reads the file.
+    // The app runs as another user (--user) and writes a 0600 file in a
+    // directory it owns: `ln -sf /dev/stdout` would fail here (the stdout
+    // pipe is root's), but envinit stays root and reads the file.
     let dir = TempDir::new("follow-user");
     let logs = dir.path().join("logs");
     std::fs::create_dir(&logs).unwrap();
@@ -278,19 +278,7 @@ fn a_file_the_app_writes_as_another_user_is_followed() {
     let log = logs.join("app.log");
     let log = log.to_str().unwrap();
     let script = format!("umask 077; echo as-user-$(id -u) >> {log}");
-    let out = Spec::pid1([
-        "--stdout",
-        log,
-        "--",
-        "setpriv",
-        "--reuid=4321",
-        "--regid=4321",
-        "--clear-groups",
-        "sh",
-        "-c",
-        &script,
-    ])
-    .run();
+    let out = Spec::pid1(["--user", "4321", "--stdout", log, "--", "sh", "-c", &script]).run();
     out.assert_code(0);
     assert_eq!(out.out(), "as-user-4321\n", "{}", out.describe());
 }
