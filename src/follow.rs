@@ -39,13 +39,14 @@ use std::ffi::OsString;
 use std::fs::{File, Metadata};
 use std::io::{ErrorKind, IoSlice, Read, Seek, SeekFrom};
 use std::os::fd::{BorrowedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::uio::writev;
 
 /// The longest line copied whole; longer lines are split into pieces of
@@ -307,9 +308,13 @@ impl Active {
     /// path again (their name created, moved, deleted or changed).
     fn take_events(&mut self, all: bool) {
         let mut rescan = false;
+        // Read and parsed in place (nix's read_events allocates a vector
+        // and a name per event): `struct inotify_event` is wd, mask,
+        // cookie, len (4 bytes each), then `len` bytes of NUL-padded name.
+        let mut buf = [0u8; 4096];
         loop {
-            let events = match self.inotify.read_events() {
-                Ok(events) => events,
+            let read = match nix::unistd::read(self.inotify_fd(), &mut buf) {
+                Ok(read) => read,
                 Err(Errno::EAGAIN) => break,
                 Err(Errno::EINTR) => continue,
                 Err(e) => {
@@ -321,7 +326,21 @@ impl Active {
                     break;
                 }
             };
-            for event in &events {
+            let mut at = 0;
+            while at + 16 <= read {
+                let word = |i: usize| {
+                    let b = &buf[at + i..at + i + 4];
+                    u32::from_ne_bytes([b[0], b[1], b[2], b[3]])
+                };
+                let (wd, mask, len) = (word(0) as i32, word(4), word(12) as usize);
+                let name = &buf[(at + 16).min(read)..(at + 16 + len).min(read)];
+                let name = &name[..name.iter().position(|b| *b == 0).unwrap_or(name.len())];
+                at += 16 + len;
+                let event = Event {
+                    wd,
+                    mask: AddWatchFlags::from_bits_truncate(mask),
+                    name,
+                };
                 if event.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
                     // Events were lost: look at everything again.
                     for file in &mut self.files {
@@ -348,8 +367,7 @@ impl Active {
                         // Also for other names: a file renamed away keeps
                         // reporting its writes under its new name.
                         file.dirty = true;
-                        if renamed
-                            && (event.name.is_none() || event.name.as_ref() == Some(&file.name))
+                        if renamed && (event.name.is_empty() || event.name == file.name.as_bytes())
                         {
                             file.check = true;
                         }
@@ -402,14 +420,22 @@ impl Active {
     }
 }
 
+/// One inotify event, parsed in place.
+struct Event<'a> {
+    wd: i32,
+    mask: AddWatchFlags,
+    /// The name in the watched directory; empty for the directory itself.
+    name: &'a [u8],
+}
+
 /// A directory holding followed files. While it does not exist, its
 /// nearest existing ancestor is watched instead, to see it appear.
 struct Dir {
     path: PathBuf,
     /// The watch on the directory itself, once it exists.
-    wd: Option<WatchDescriptor>,
+    wd: Option<i32>,
     /// The watch on the nearest existing ancestor, while it does not.
-    ancestor: Option<WatchDescriptor>,
+    ancestor: Option<i32>,
 }
 
 impl Dir {
@@ -420,7 +446,7 @@ impl Dir {
         let mut at: &Path = &self.path;
         loop {
             let wd = match inotify.add_watch(at, WATCH) {
-                Ok(wd) => wd,
+                Ok(wd) => wd.as_raw(),
                 Err(Errno::ENOENT) => {
                     at = at.parent().ok_or(Errno::ENOENT)?;
                     continue;
@@ -527,11 +553,6 @@ impl Follower {
         };
         self.id = identity(&meta);
         self.file = Some(file);
-        self.note(if from_start {
-            "following from the start"
-        } else {
-            "following from the end"
-        });
     }
 
     /// After an event named the file: opens it if it was not open, or notes
@@ -604,7 +625,6 @@ impl Follower {
             self.flush_partial = true;
             self.file = None;
             self.open(true);
-            self.note("rotated: following the new file");
             return self.file.is_some();
         }
         let Some(file) = self.file.as_mut().filter(|_| idle) else {
@@ -613,7 +633,6 @@ impl Follower {
         match file.metadata() {
             Ok(meta) if meta.len() < self.offset => match file.seek(SeekFrom::Start(0)) {
                 Ok(_) => {
-                    self.note("truncated: reading from the start");
                     self.offset = 0;
                     self.flush_partial = true;
                     true
@@ -692,11 +711,6 @@ impl Follower {
             }
             self.start = pos;
         }
-    }
-
-    /// What happened to the file, at debug level.
-    fn note(&self, what: &'static str) {
-        tracing::debug!(file = %self.path.display(), "{what}");
     }
 
     /// One warning per file, ever.
