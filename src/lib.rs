@@ -8,6 +8,7 @@
 //! - [`logging`]: envinit's own log lines, on stderr only.
 //! - [`render`]: config files rendered from the environment (templates, ini).
 //! - [`container`]: the container's memory and CPU limits, from its cgroup.
+//! - [`follow`]: log files copied to stdout/stderr (`--stdout`, `--stderr`).
 //! - [`launch`]: what the app runs as and with (`--user`, `--export-file-vars`).
 //! - [`user`]: /etc/passwd and /etc/group, names and ids for `--user`.
 //! - [`wait`]: dependencies awaited before the start, and `--probe`.
@@ -24,6 +25,7 @@
 pub mod arena;
 pub mod container;
 pub mod exit;
+pub mod follow;
 pub mod launch;
 pub mod lifecycle;
 pub mod logging;

@@ -4,6 +4,7 @@
 
 use std::process::ExitCode;
 
+use envinit::follow::Followers;
 use envinit::settings::{self, Request};
 use envinit::{arena, exit, launch, logging, render, supervisor, wait};
 
@@ -88,10 +89,25 @@ fn main() -> ExitCode {
         }
     }
 
-    // 6. Spawn (as the --user) and supervise until the child and everything
+    // 6. Follow log files (--stdout, --stderr): watched before the app
+    //    starts, so none of its lines is missed. Nothing to do without them.
+    let mut followers = Followers::start(&settings.follow);
+
+    // 7. Spawn (as the --user) and supervise until the child and everything
     //    it left are gone.
-    match supervisor::run(&settings.supervise, &settings.command, &launch, signals) {
-        // 7. Exit with the child's code (128+N if killed), after --remap-exit.
+    let ended = supervisor::run(
+        &settings.supervise,
+        &settings.command,
+        &launch,
+        signals,
+        &mut followers,
+    );
+
+    // 8. Drain: the last lines the app wrote to its log files.
+    followers.drain();
+
+    // 9. Exit with the child's code (128+N if killed), after --remap-exit.
+    match ended {
         Ok(status) => ExitCode::from(settings.final_code(status.code())),
         Err(e) => fail(&e.message, e.code),
     }

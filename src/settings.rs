@@ -22,6 +22,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::exit;
+use crate::follow::{self, FollowSettings};
 use crate::launch::LaunchSettings;
 use crate::signals;
 use crate::wait::{self, Checks};
@@ -42,6 +43,9 @@ pub struct Settings {
     /// `--user`, `--export-file-vars`, `--wait`, `--probe`: only when one
     /// of them is given (a start without them carries no more than this).
     pub start_up: Option<Box<StartUp>>,
+    /// `--stdout`, `--stderr`, `--log-prefix`: log files whose lines are
+    /// copied to stdout/stderr (empty, and parsed not at all, without them).
+    pub follow: FollowSettings,
     /// `ENVINIT_*` variables that name no option (likely typos), to warn
     /// about once logging is set up.
     pub unknown_variables: Vec<String>,
@@ -237,6 +241,11 @@ Start-up:
                               http://HOST[:PORT]/PATH (2xx), unix:///PATH,
                               file:///PATH; repeatable, all checked at once
       --wait-timeout DURATION give up (exit 69) after this long [default: 60s]
+Log files:
+      --stdout FILE           copy the lines the app writes to FILE to stdout,
+                              following it like tail -F; repeatable
+      --stderr FILE           the same, to stderr; repeatable
+      --log-prefix[=BOOL]     start each copied line with the file's name
 Health check (runs no command):
       --probe URL             check URL once (same forms as --wait); exit 0 if
                               all are ready, 1 if not; repeatable
@@ -270,8 +279,10 @@ const VALUE_OPTIONS: &[&str] = &[
     "wait-timeout",
     "probe",
     "probe-timeout",
+    "stdout",
+    "stderr",
 ];
-const BOOL_OPTIONS: &[&str] = &["signal-group", "check", "export-file-vars"];
+const BOOL_OPTIONS: &[&str] = &["signal-group", "check", "export-file-vars", "log-prefix"];
 
 /// The start-up options (`start_up`) and their variables.
 const START_UP_VARS: [(&str, &str); 6] = [
@@ -283,16 +294,38 @@ const START_UP_VARS: [(&str, &str); 6] = [
     ("probe-timeout", "ENVINIT_PROBE_TIMEOUT"),
 ];
 
+/// The log-file options (`follow`) and their variables.
+const FOLLOW_VARS: [(&str, &str); 3] = [
+    ("stdout", "ENVINIT_STDOUT"),
+    ("stderr", "ENVINIT_STDERR"),
+    ("log-prefix", "ENVINIT_LOG_PREFIX"),
+];
+
 /// Variables that are not options (`ENVINIT_LOG`, `ENVINIT_LOG_FORMAT`).
 const ENV_ONLY: &[&str] = &["log", "log-format"];
 
-/// Does `key` (an `ENVINIT_*` name) name an option or one of [`ENV_ONLY`]?
-/// Only runs for the `ENVINIT_*` variables present.
-fn is_known_variable(key: &str) -> bool {
+/// The option (or [`ENV_ONLY`] name) that `key`, an `ENVINIT_*` name,
+/// names. Only runs for the `ENVINIT_*` variables present.
+fn variable_option(key: &str) -> Option<&'static str> {
     [VALUE_OPTIONS, BOOL_OPTIONS, ENV_ONLY]
         .iter()
         .flat_map(|list| list.iter())
-        .any(|option| env_name(option) == key)
+        .find(|option| is_variable_of(key, option))
+        .copied()
+}
+
+/// Is `key` the variable of `option` (`ENVINIT_` and its upper-snake
+/// name)? Compared in place: no string is built per option.
+fn is_variable_of(key: &str, option: &str) -> bool {
+    key.strip_prefix("ENVINIT_").is_some_and(|name| {
+        name.len() == option.len()
+            && name.bytes().zip(option.bytes()).all(|(k, o)| {
+                k == match o {
+                    b'-' => b'_',
+                    _ => o.to_ascii_uppercase(),
+                }
+            })
+    })
 }
 
 /// The `ENVINIT_*` variables, as envy sees them (names lower-cased, prefix
@@ -494,25 +527,34 @@ fn build(
     mut cli: CliValues,
     env: Vec<(String, String)>,
 ) -> Result<Request, SettingsError> {
-    let unknown_variables = env
-        .iter()
-        .map(|(key, _)| key)
-        .filter(|key| !is_known_variable(key))
-        .cloned()
-        .collect();
-    // The start-up options' variables are looked up directly: envy's
-    // derived code costs about 1 KiB of binary per field.
+    // Which options the ENVINIT_* variables set: usually none or a few, so
+    // an option that is not among them is not looked up in `from_env`
+    // (each look-up costs a string match per option).
+    let mut set_by_variables = Vec::new();
+    let mut unknown_variables = Vec::new();
+    for (key, _) in &env {
+        match variable_option(key) {
+            Some(option) => set_by_variables.push(option),
+            None => unknown_variables.push(key.clone()),
+        }
+    }
+    // The start-up and log-file options' variables are looked up
+    // directly: envy's derived code costs about 1 KiB of binary per field.
+    let direct = || START_UP_VARS.iter().chain(&FOLLOW_VARS);
     let start_up_env: Vec<(String, String)> = env
         .iter()
-        .filter(|(k, _)| START_UP_VARS.iter().any(|(_, var)| k == var))
+        .filter(|(k, _)| direct().any(|(_, var)| k == var))
         .cloned()
         .collect();
     // Checked once so that a start without them pays nothing more.
-    let start_up_given = !start_up_env.is_empty()
-        || cli
-            .0
+    let given = |table: &[(&str, &str)]| {
+        start_up_env
             .iter()
-            .any(|(n, _)| START_UP_VARS.iter().any(|(o, _)| o == n));
+            .any(|(k, _)| table.iter().any(|(_, var)| k == var))
+            || cli.0.iter().any(|(n, _)| table.iter().any(|(o, _)| o == n))
+    };
+    let start_up_given = given(&START_UP_VARS);
+    let follow_given = given(&FOLLOW_VARS);
     let env_options: EnvOptions = envy::prefixed("ENVINIT_")
         .from_iter(env)
         .map_err(|e| config(format!("ENVINIT_* variables: {e}")))?;
@@ -527,8 +569,7 @@ fn build(
             "ini" => env_options.ini.clone(),
             "secrets-dir" => env_options.secrets_dir.clone(),
             "check" => env_options.check.clone(),
-            _ => START_UP_VARS
-                .iter()
+            _ => direct()
                 .find(|(option, _)| *option == name)
                 .and_then(|(_, var)| start_up_env.iter().find(|(k, _)| k == var))
                 .map(|(_, v)| v.clone()),
@@ -541,6 +582,9 @@ fn build(
                 values,
                 source: Source::Cli,
             });
+        }
+        if !set_by_variables.contains(&name) {
+            return None;
         }
         let value = from_env(name)?;
         let values = value
@@ -647,6 +691,10 @@ fn build(
         false => None,
     };
     let probing = start_up.as_ref().is_some_and(|s| s.probe.is_some());
+    let follow = match follow_given {
+        true => follow_settings(&mut raw)?,
+        false => FollowSettings::default(),
+    };
 
     if command.is_empty() && !render.check && !probing {
         return Err(usage(
@@ -660,8 +708,35 @@ fn build(
         render,
         log,
         start_up,
+        follow,
         unknown_variables,
     })))
+}
+
+/// `--stdout`, `--stderr`, `--log-prefix` (only parsed when one is given).
+fn follow_settings(
+    raw: &mut impl FnMut(&'static str) -> Option<Raw>,
+) -> Result<FollowSettings, SettingsError> {
+    let mut follow = FollowSettings::default();
+    for (name, files) in [
+        ("stdout", &mut follow.stdout),
+        ("stderr", &mut follow.stderr),
+    ] {
+        if let Some(r) = raw(name) {
+            for v in &r.values {
+                files.push(follow::parse_path(v).map_err(|e| r.error(e))?);
+            }
+        }
+    }
+    if let Some(r) = raw("log-prefix") {
+        follow.prefix = r
+            .last()
+            .map(parse_bool)
+            .transpose()
+            .map_err(|e| r.error(e))?
+            .unwrap_or(false);
+    }
+    Ok(follow)
 }
 
 /// `--user`, `--export-file-vars`, `--wait`, `--wait-timeout`, `--probe`,
@@ -919,6 +994,66 @@ mod tests {
         assert_eq!(s.render.secrets_dir, PathBuf::from("/s"));
         assert!(s.render.check);
         assert_eq!(s.command, words(&["app"]));
+    }
+
+    #[test]
+    fn variables_are_matched_to_options_in_place() {
+        for option in VALUE_OPTIONS.iter().chain(BOOL_OPTIONS).chain(ENV_ONLY) {
+            assert_eq!(variable_option(&env_name(option)), Some(*option));
+        }
+        for key in [
+            "ENVINIT_GRAC",
+            "ENVINIT_grace",
+            "ENVINIT_PRE-STOP-DELAY",
+            "GRACE",
+            "ENVINIT_",
+        ] {
+            assert_eq!(variable_option(key), None, "{key}");
+        }
+    }
+
+    #[test]
+    fn log_files_from_the_command_line_and_the_environment() {
+        let s = run(&["true"], &[]).unwrap();
+        assert!(s.follow.is_empty());
+        let s = run(
+            &[
+                "--stdout",
+                "/var/log/a.log",
+                "--stdout=b.log",
+                "--stderr",
+                "/e.log",
+                "--log-prefix",
+                "app",
+            ],
+            &[("ENVINIT_STDOUT", "/ignored.log")],
+        )
+        .unwrap();
+        assert_eq!(
+            s.follow.stdout,
+            vec![PathBuf::from("/var/log/a.log"), PathBuf::from("b.log")]
+        );
+        assert_eq!(s.follow.stderr, vec![PathBuf::from("/e.log")]);
+        assert!(s.follow.prefix);
+        let s = run(
+            &["app"],
+            &[
+                ("ENVINIT_STDOUT", "/a.log, /b.log"),
+                ("ENVINIT_STDERR", "/c.log"),
+                ("ENVINIT_LOG_PREFIX", "yes"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.follow.stdout.len(), 2);
+        assert_eq!(s.follow.stderr, vec![PathBuf::from("/c.log")]);
+        assert!(s.follow.prefix);
+        assert!(s.unknown_variables.is_empty());
+        let e = run(&["--stdout", "/var/log/", "app"], &[]).unwrap_err();
+        assert_eq!(e.code, exit::USAGE);
+        assert!(e.message.contains("--stdout"), "{}", e.message);
+        let e = run(&["app"], &[("ENVINIT_STDERR", "..")]).unwrap_err();
+        assert_eq!(e.code, exit::CONFIG);
+        assert!(e.message.contains("ENVINIT_STDERR"), "{}", e.message);
     }
 
     #[test]

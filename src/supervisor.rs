@@ -7,7 +7,8 @@
 //! Promises:
 //! - Signals are blocked before the spawn, so none is lost; all of them
 //!   arrive in one place (the signalfd), read in one blocking loop that
-//!   wakes only for a signal or a deadline (no polling).
+//!   wakes only for a signal, a deadline, or a followed log file's change
+//!   (`--stdout`/`--stderr`, see [`crate::follow`]): no polling.
 //! - The child starts with the signal mask envinit was started with, default
 //!   dispositions for everything envinit did not inherit as ignored, and no
 //!   file descriptor envinit opened (they are all close-on-exec); the ones
@@ -30,6 +31,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::{self, ForkResult, Pid};
 
 use crate::exit;
+use crate::follow::Followers;
 use crate::launch::Launch;
 use crate::lifecycle::{ChildStatus, Lifecycle, Processes, StopCause};
 use crate::settings::{SuperviseSettings, format_duration};
@@ -154,7 +156,7 @@ impl Signals {
     pub fn stop_before_spawn(&self) -> Option<i32> {
         let mut buffer = SignalBuffer::new();
         // A deadline of now: a poll that does not wait, then one read.
-        let mut signals = buffer.next(&self.fd, Some(Instant::now()));
+        let mut signals = buffer.next(&self.fd, Some(Instant::now()), &Followers::none());
         signals.find(|s| crate::lifecycle::is_stop_signal(*s))
     }
 }
@@ -174,6 +176,7 @@ pub fn run(
     command: &[OsString],
     launch: &Launch,
     signals: Signals,
+    followers: &mut Followers,
 ) -> Result<ChildStatus, SpawnError> {
     let Signals {
         fd: signalfd,
@@ -218,13 +221,14 @@ pub fn run(
         // signal or a deadline needs it.
         let deadline = lifecycle.deadline();
         let mut reap = false;
-        for signal in received.next(&signalfd, deadline) {
+        for signal in received.next(&signalfd, deadline, followers) {
             if signal == libc::SIGCHLD {
                 reap = true;
             } else {
                 lifecycle.on_signal(signal, Instant::now(), &mut os);
             }
         }
+        followers.on_ready();
         if reap {
             others_left = reap_all(child, &mut lifecycle, &mut os);
             if lifecycle.child_gone() {
@@ -255,12 +259,19 @@ impl SignalBuffer {
         }
     }
 
-    /// Waits for signals (or `deadline`) and returns their numbers; empty
-    /// when the deadline passed or the wait was interrupted. Without a
-    /// deadline this is one blocking read; with one, a poll first.
-    fn next(&mut self, fd: &OwnedFd, deadline: Option<Instant>) -> impl Iterator<Item = i32> + '_ {
+    /// Waits for signals (or `deadline`, or the log followers' fds) and
+    /// returns their numbers; empty when the wake-up was for something
+    /// else. Without a deadline or followers this is one blocking read;
+    /// with either, a poll first.
+    fn next(
+        &mut self,
+        fd: &OwnedFd,
+        deadline: Option<Instant>,
+        followers: &Followers,
+    ) -> impl Iterator<Item = i32> + '_ {
         self.len = 0;
-        if deadline.is_none_or(|at| readable_before(fd, at)) {
+        let blocking_read = deadline.is_none() && !followers.is_active();
+        if blocking_read || readable_before(fd, deadline, followers) {
             let size = std::mem::size_of_val(&self.records);
             // SAFETY: the kernel writes at most `size` bytes into the array
             // we own; signalfd writes whole records only.
@@ -285,15 +296,25 @@ impl SignalBuffer {
     }
 }
 
-/// Polls `fd` until it is readable (true) or `deadline` passes (false).
-fn readable_before(fd: &OwnedFd, deadline: Instant) -> bool {
-    // Round up so the wake-up is never before the deadline.
-    let left = deadline.saturating_duration_since(Instant::now());
-    let millis = left.as_micros().div_ceil(1000);
-    let timeout = PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX);
-    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-    match poll(&mut fds, timeout) {
-        Ok(n) => n > 0,
+/// Polls `fd` and the log followers' fds until `fd` is readable (true), or
+/// `deadline` passes or a follower's fd is ready (false).
+fn readable_before(fd: &OwnedFd, deadline: Option<Instant>, followers: &Followers) -> bool {
+    let timeout = match deadline {
+        None => PollTimeout::NONE,
+        Some(at) => {
+            // Round up so the wake-up is never before the deadline.
+            let left = at.saturating_duration_since(Instant::now());
+            let millis = left.as_micros().div_ceil(1000);
+            PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
+        }
+    };
+    let signal = PollFd::new(fd.as_fd(), PollFlags::POLLIN);
+    let mut fds = [signal.clone(), signal.clone(), signal.clone(), signal];
+    let used = 1 + followers.poll_fds(&mut fds[1..]);
+    match poll(&mut fds[..used], timeout) {
+        Ok(_) => fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLIN)),
         Err(Errno::EINTR) => false,
         Err(e) => {
             tracing::warn!(error = e.desc(), "poll failed; carrying on");
@@ -744,4 +765,27 @@ fn descendants(root: libc::pid_t) -> Vec<libc::pid_t> {
     }
     found.remove(0);
     found
+}
+
+/// Takes back the SIGPIPE the kernel queues for envinit itself when one of
+/// its writes finds a pipe with no reader (EPIPE): with every signal
+/// blocked it would otherwise come out of the signalfd and be forwarded to
+/// the app, which would die of it.
+pub fn discard_own_sigpipe() {
+    let pipe = KernelSigset(1 << (libc::SIGPIPE - 1));
+    let now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: rt_sigtimedwait reads 8 bytes of the set and the zero timeout
+    // we own; a null siginfo pointer is allowed. It returns at once.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigtimedwait,
+            std::ptr::from_ref(&pipe.0),
+            std::ptr::null_mut::<libc::siginfo_t>(),
+            std::ptr::from_ref(&now),
+            SIGSET_BYTES,
+        )
+    };
 }
