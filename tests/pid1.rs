@@ -13,8 +13,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use common::{
-    EVENT_TIMEOUT, Fds, Finished, Mode, Spec, TempDir, alive, children, count_lines, has_line,
-    have_unshare, noise, py_child, sig, signal_mask, signal_pending, stat, wait_until,
+    Arch, EVENT_TIMEOUT, Fds, Finished, Mode, Spec, TempDir, alive, children, count_lines,
+    has_line, have_unshare, noise, py_child, sig, signal_mask, signal_pending, skip_case_emulated,
+    skip_emulated, stat, wait_until,
 };
 
 /// An upper bound for "promptly": far below the grace periods used, far
@@ -37,6 +38,15 @@ fn with_py(options: &[&str], mode: &str, args: &[&str]) -> Option<Vec<OsString>>
     all.extend(py_child(mode, args)?);
     Some(all)
 }
+
+/// Why the not-PID-1 (subreaper) cases are skipped for the aarch64 binary
+/// run by qemu-user on an x86_64 host (`INIT_UNDER_TEST`, as .ci/run does):
+/// qemu-user 7.2 does not pass `prctl(PR_SET_CHILD_SUBREAPER)` on to the
+/// kernel and answers EINVAL, so envinit cannot become a subreaper and the
+/// orphans go to the host's init. As PID 1 nothing is missing: those cases
+/// still run.
+const QEMU_NO_SUBREAPER: &str =
+    "qemu-user answers PR_SET_CHILD_SUBREAPER with EINVAL: orphans go to the host's init";
 
 fn sig_line(signo: i32, from: i32) -> String {
     format!("sig {signo} from {from}")
@@ -870,7 +880,13 @@ fn thousands_of_orphans_are_reaped_while_the_child_runs() {
 
 #[test]
 fn not_pid1_it_becomes_a_subreaper_and_reaps_orphans_quietly() {
-    if !have_unshare() {
+    if !have_unshare()
+        || skip_emulated(
+            Arch::Aarch64,
+            "not_pid1_it_becomes_a_subreaper_and_reaps_orphans_quietly",
+            QEMU_NO_SUBREAPER,
+        )
+    {
         return;
     }
     let Some(args) = with_py(&[], "orphan", &["--orphan-exits", "--then", "reaped"]) else {
@@ -902,7 +918,13 @@ fn not_pid1_it_becomes_a_subreaper_and_reaps_orphans_quietly() {
 
 #[test]
 fn becoming_a_subreaper_is_said_once_at_debug_level_and_only_when_not_pid1() {
-    if !have_unshare() {
+    if !have_unshare()
+        || skip_emulated(
+            Arch::Aarch64,
+            "becoming_a_subreaper_is_said_once_at_debug_level_and_only_when_not_pid1",
+            QEMU_NO_SUBREAPER,
+        )
+    {
         return;
     }
     let subreaper_lines = |out: &Finished| {
@@ -944,7 +966,18 @@ fn term_is_forwarded_and_envinit_exits_promptly_with_the_childs_status() {
 
 #[test]
 fn a_stop_signal_during_rendering_is_held_for_the_child() {
-    if !have_unshare() {
+    // Emulation is too slow for this window: qemu-user renders the 4 x 99,000
+    // tags about 13 times slower (measured: 17.6 s of CPU against 1.3 s
+    // native, 50 s of wall clock on the 2-core machine), past the 60 s
+    // deadline below. What is tested (SIGTERM blocked during rendering, then
+    // taken) is the same signal-mask code on every architecture.
+    if !have_unshare()
+        || skip_emulated(
+            Arch::Aarch64,
+            "a_stop_signal_during_rendering_is_held_for_the_child",
+            "rendering 400,000 tags under qemu-user outlasts the test's 60 s deadline",
+        )
+    {
         return;
     }
     // Four templates of 99,000 tags each: rendering takes a few hundred
@@ -1045,7 +1078,13 @@ fn read_pidfile(pidfile: &str) -> i32 {
 
 #[test]
 fn a_stop_waits_for_orphans_and_kills_those_ignoring_term_not_pid1() {
-    if !have_unshare() {
+    if !have_unshare()
+        || skip_emulated(
+            Arch::Aarch64,
+            "a_stop_waits_for_orphans_and_kills_those_ignoring_term_not_pid1",
+            QEMU_NO_SUBREAPER,
+        )
+    {
         return;
     }
     let dir = TempDir::new("stop-orphan");
@@ -1096,6 +1135,16 @@ fn a_stop_waits_for_orphans_that_handle_term() {
         return;
     }
     for mode in [Mode::Pid1, Mode::Direct] {
+        if mode == Mode::Direct
+            && skip_case_emulated(
+                Arch::Aarch64,
+                "a_stop_waits_for_orphans_that_handle_term",
+                "direct",
+                QEMU_NO_SUBREAPER,
+            )
+        {
+            continue;
+        }
         let dir = TempDir::new("stop-orphan-term");
         let file = dir.join("said");
         let Some(args) = with_py(
@@ -1157,6 +1206,16 @@ fn orphans_ignoring_term_are_killed_after_the_grace_when_the_child_exits() {
         return;
     }
     for mode in [Mode::Pid1, Mode::Direct] {
+        if mode == Mode::Direct
+            && skip_case_emulated(
+                Arch::Aarch64,
+                "orphans_ignoring_term_are_killed_after_the_grace_when_the_child_exits",
+                "direct",
+                QEMU_NO_SUBREAPER,
+            )
+        {
+            continue;
+        }
         let dir = TempDir::new("exit-orphan-kill");
         let pidfile = dir.join("orphan.pid");
         let Some(args) = with_py(

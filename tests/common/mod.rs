@@ -29,8 +29,150 @@ use nix::libc;
 /// release binary of `./build`; the aarch64 build, or a wrapper around tini
 /// to see which of its known flaws the tests catch), else the binary cargo
 /// built for these tests.
+///
+/// A binary for another architecture (the aarch64 build on an x86_64 host)
+/// runs under qemu-user through binfmt_misc; when that is not set up, the
+/// first call fails the test with how to set it up.
 pub fn envinit() -> OsString {
-    std::env::var_os("INIT_UNDER_TEST").unwrap_or_else(|| env!("CARGO_BIN_EXE_envinit").into())
+    let path =
+        std::env::var_os("INIT_UNDER_TEST").unwrap_or_else(|| env!("CARGO_BIN_EXE_envinit").into());
+    static RUNS: OnceLock<Result<(), String>> = OnceLock::new();
+    if let Err(problem) = RUNS.get_or_init(|| runs_here(Path::new(&path))) {
+        panic!("{problem}");
+    }
+    path
+}
+
+// ---------------------------------------------------------------------------
+// The architecture of the binary under test
+
+/// The machines the harness tells apart, by the ELF header's `e_machine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// `EM_X86_64` (62).
+    X86_64,
+    /// `EM_AARCH64` (183).
+    Aarch64,
+    /// Another machine, or not an ELF file (a script wrapping another init).
+    Other,
+}
+
+impl Arch {
+    /// The architecture of this test process, i.e. of the host.
+    pub fn host() -> Arch {
+        if cfg!(target_arch = "x86_64") {
+            Arch::X86_64
+        } else if cfg!(target_arch = "aarch64") {
+            Arch::Aarch64
+        } else {
+            Arch::Other
+        }
+    }
+
+    /// The name `uname -m` and the release files use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+            Arch::Other => "other",
+        }
+    }
+}
+
+/// The architecture of an ELF file, from `e_machine` (2 bytes at offset 18,
+/// in the byte order of `EI_DATA`, byte 5: 2 is big-endian).
+pub fn elf_arch(path: &Path) -> Arch {
+    let mut header = [0u8; 20];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut header));
+    if read.is_err() || header[..4] != *b"\x7fELF" {
+        return Arch::Other;
+    }
+    let bytes = [header[18], header[19]];
+    let machine = if header[5] == 2 {
+        u16::from_be_bytes(bytes)
+    } else {
+        u16::from_le_bytes(bytes)
+    };
+    match machine {
+        62 => Arch::X86_64,
+        183 => Arch::Aarch64,
+        _ => Arch::Other,
+    }
+}
+
+/// The architecture of the binary under test (`INIT_UNDER_TEST`).
+pub fn arch() -> Arch {
+    static ARCH: OnceLock<Arch> = OnceLock::new();
+    *ARCH.get_or_init(|| {
+        elf_arch(Path::new(
+            &std::env::var_os("INIT_UNDER_TEST")
+                .unwrap_or_else(|| env!("CARGO_BIN_EXE_envinit").into()),
+        ))
+    })
+}
+
+/// True when the binary under test is for another architecture than the
+/// host's, so it runs under qemu-user (binfmt_misc).
+pub fn emulated() -> bool {
+    let arch = arch();
+    arch != Arch::Other && arch != Arch::host()
+}
+
+/// Skips the calling test, by name, when the binary under test is built for
+/// `arch` and runs under qemu-user (never on a native host of that
+/// architecture, and never for the host's own build): prints `SKIP` with the
+/// test's name and `reason`, and returns true. The reason is written at the
+/// call site, in the test: what qemu-user lacks, and why the test cannot
+/// pass there.
+pub fn skip_emulated(arch: Arch, test: &str, reason: &str) -> bool {
+    let skip = emulated() && self::arch() == arch;
+    if skip {
+        note(&format!(
+            "SKIP ({} under qemu-user): {test}: {reason}",
+            arch.name()
+        ));
+    }
+    skip
+}
+
+/// [`skip_emulated`] for one case of a test (the not-PID-1 run of a test
+/// that also runs envinit as PID 1): the rest of the test still runs, so the
+/// line says `SKIP CASE` (.ci/run counts only whole tests as skipped).
+pub fn skip_case_emulated(arch: Arch, test: &str, case: &str, reason: &str) -> bool {
+    let skip = emulated() && self::arch() == arch;
+    if skip {
+        note(&format!(
+            "SKIP CASE ({} under qemu-user): {test} [{case}]: {reason}",
+            arch.name()
+        ));
+    }
+    skip
+}
+
+/// Checks once that the binary under test starts here (`--version`): a
+/// foreign one needs qemu-user registered with binfmt_misc.
+fn runs_here(path: &Path) -> Result<(), String> {
+    if !emulated() {
+        return Ok(());
+    }
+    let name = arch().name();
+    let how = format!(
+        "INIT_UNDER_TEST={} is an {name} binary: run it through qemu-user by registering \
+         /usr/lib/binfmt.d/qemu-{name}.conf (Debian's qemu-user-static) with binfmt_misc, \
+         as .ci/run does",
+        path.display()
+    );
+    match Command::new(path)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(format!("{how} (`--version` gave {status})")),
+        Err(e) => Err(format!("{how} ({e})")),
+    }
 }
 
 /// How long a whole run may take before the test fails.
@@ -42,7 +184,8 @@ pub const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
 /// The step of every polling loop.
 const STEP: Duration = Duration::from_millis(5);
 
-/// Signal numbers as the kernel numbers them (x86_64 Linux).
+/// Signal numbers as the kernel numbers them (x86_64 Linux; aarch64 uses
+/// the same numbers for all of these).
 pub mod sig {
     pub const HUP: i32 = 1;
     pub const INT: i32 = 2;
