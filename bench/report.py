@@ -69,6 +69,8 @@ for n in names:
         s["startup_instructions_env50"] = int(num(r["startup_instr_env50"]))
     if num(r.get("reap_instr_lockstep")) is not None:
         s["reap_instructions_lockstep"] = int(num(r["reap_instr_lockstep"]))
+    if num(r.get("startup_instr_qemu")) is not None:
+        s["startup_instructions_qemu_aarch64"] = int(num(r["startup_instr_qemu"]))
     if num(r.get("peak_rss_kib")) is not None:
         s["peak_rss_kib"] = int(num(r["peak_rss_kib"]))
         s["rss_kib"] = int(num(r.get("rss_kib", "0")) or 0)
@@ -174,6 +176,11 @@ for k, what in (("reap", "burst, normal scheduling"), ("reap_batch", "batch, ini
         rng = f"{s[k + '_cpu_us_per_zombie_min']:.2f}-{s[k + '_cpu_us_per_zombie_max']:.2f}"
         print(f"  {n:12s} {s[k + '_cpu_ms_total']:7.2f} ms  {rng:>12s} us/zombie  "
               f"{s[k + '_wakeups']:5d} wake-ups  {s[k + '_elapsed_ms']:6.1f} ms")
+for n in names:
+    q = summary[n].get("startup_instructions_qemu_aarch64")
+    if q is not None:
+        print(f"{n}: start-up instructions as PID 1 (INIT -- /bin/true), aarch64 instructions counted by "
+              f"qemu-user (-singlestep -d exec,nochain), the forked child's before exec included: {q:,}")
 sig = [n for n in names if "signal_p90_us" in summary[n]]
 if sig:
     print("signal latency p90, us: " + ", ".join(f"{n} {summary[n]['signal_p90_us']}" for n in sig))
