@@ -410,19 +410,22 @@ fn a_child_ignoring_sigterm_is_killed_after_the_grace_period() {
 /// stop says nothing at all.
 #[test]
 fn the_default_grace_beats_dockers_stop_timeout_and_says_so() {
-    if !image() {
+    let Some(image) = image(AMD64) else {
         return;
-    }
+    };
     // An empty variable counts as unset: the image's ENVINIT_GRACE=5s
     // gives way to envinit's default.
-    let c = Container::start(&[
-        "-e",
-        "ENVINIT_GRACE=",
-        IMAGE,
-        "sh",
-        "-c",
-        "trap '' TERM; echo ready; sleep 1000",
-    ]);
+    let c = Container::start(
+        AMD64,
+        &[
+            "-e",
+            "ENVINIT_GRACE=",
+            &image,
+            "sh",
+            "-c",
+            "trap '' TERM; echo ready; sleep 1000",
+        ],
+    );
     c.wait_for_log("ready");
     let start = Instant::now();
     let out = run(Command::new("docker").args(["stop", &c.0]));
@@ -441,7 +444,7 @@ fn the_default_grace_beats_dockers_stop_timeout_and_says_so() {
         "{err}"
     );
 
-    let c = Container::start(&[IMAGE, "sh", "-c", "echo ready; exec sleep 1000"]);
+    let c = Container::start(AMD64, &[&image, "sh", "-c", "echo ready; exec sleep 1000"]);
     c.wait_for_log("ready");
     let (code, _) = c.stop();
     assert_eq!(code, 143);

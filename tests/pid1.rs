@@ -48,6 +48,15 @@ fn with_py(options: &[&str], mode: &str, args: &[&str]) -> Option<Vec<OsString>>
 const QEMU_NO_SUBREAPER: &str =
     "qemu-user answers PR_SET_CHILD_SUBREAPER with EINVAL: orphans go to the host's init";
 
+/// Why signal-number checks of real-time signals are skipped for the aarch64
+/// binary under qemu-user: qemu-user 7.2 keeps host real-time signals for
+/// itself and shifts the rest, so the emulated program's 32-62 are the
+/// host's 34-64 (measured: the host's 39 arrives as 37, and a forwarded 37
+/// leaves as 39), and the host's 32 and 33 have no counterpart at all.
+/// Forwarding round-trips (every_realtime_signal_34_to_64_is_forwarded
+/// passes); checks that depend on the number envinit sees cannot.
+const QEMU_RT_SHIFT: &str = "qemu-user shifts real-time signal numbers by two (host 39 is the program's 37; host 32, 33: none)";
+
 fn sig_line(signo: i32, from: i32) -> String {
     format!("sig {signo} from {from}")
 }
@@ -622,7 +631,13 @@ fn every_realtime_signal_34_to_64_is_forwarded() {
 /// envinit was started with, so they stay pending in its /proc status.
 #[test]
 fn signals_32_and_33_are_forwarded_and_the_childs_mask_is_restored_exactly() {
-    if !have_unshare() {
+    if !have_unshare()
+        || skip_emulated(
+            Arch::Aarch64,
+            "signals_32_and_33_are_forwarded_and_the_childs_mask_is_restored_exactly",
+            QEMU_RT_SHIFT,
+        )
+    {
         return;
     }
     let inherited = (1u64 << 31) | (1u64 << 32) | (1u64 << (sig::USR2 - 1));
@@ -651,7 +666,13 @@ fn signals_32_and_33_are_forwarded_and_the_childs_mask_is_restored_exactly() {
 /// SIGRTMIN is 35).
 #[test]
 fn realtime_names_follow_glibc_and_docker() {
-    if !have_unshare() {
+    if !have_unshare()
+        || skip_emulated(
+            Arch::Aarch64,
+            "realtime_names_follow_glibc_and_docker",
+            QEMU_RT_SHIFT,
+        )
+    {
         return;
     }
     let Some(args) = with_py(

@@ -129,8 +129,10 @@ pub fn emulated() -> bool {
 /// `prctl(PR_SET_CHILD_SUBREAPER)` with EINVAL (so envinit not being PID 1
 /// cannot be a subreaper); signals ignored by whoever starts qemu are not
 /// ignored in the emulated program (so a test that starts envinit with a
-/// signal ignored and expects the child to inherit that cannot pass); and
-/// it runs envinit's code about 13 times slower than native.
+/// signal ignored and expects the child to inherit that cannot pass); it
+/// shifts real-time signal numbers (the program's 32-62 are the host's
+/// 34-64; the host's 32 and 33 have none); and it runs envinit's code about
+/// 13 times slower than native.
 pub fn skip_emulated(arch: Arch, test: &str, reason: &str) -> bool {
     let skip = emulated() && self::arch() == arch;
     if skip {
