@@ -1016,14 +1016,17 @@ fn a_stop_signal_during_rendering_is_held_for_the_child() {
     args.extend(["--", "sleep", "1000"].map(String::from));
     let run = Spec::pid1(&args).timeout(Duration::from_secs(60)).start();
     let init = run.init_pid();
-    // Rendering: SIGTERM is blocked (held) and no child exists yet.
+    // Rendering: SIGTERM is blocked (held) and no child exists yet. The
+    // process must already be envinit: unshare's forked child also has
+    // TERM blocked (around its fork) for a moment before it execs envinit.
     wait_until(
         "envinit rendering with SIGTERM blocked",
         Duration::from_secs(20),
         || {
+            let is_envinit = stat(init).is_some_and(|s| s.comm == "envinit");
             let blocked =
                 signal_mask(init, "SigBlk").is_some_and(|m| m & (1 << (sig::TERM - 1)) != 0);
-            (blocked && children(init).is_empty()).then_some(())
+            (is_envinit && blocked && children(init).is_empty()).then_some(())
         },
     );
     run.signal(sig::TERM);

@@ -69,7 +69,10 @@ fn structured(program: &[u8], value: &[u8], values: &Values) {
             continue;
         }
         let (tag, out): (&str, &str) = match (b - 0xc0) % 9 {
+            // An empty value fails `{{ V }}` on purpose; `default ""`
+            // accepts it.
             0 => match v {
+                Some("") => ("{{ V | default \"\" }}", ""),
                 Some(v) => ("{{ V }}", v),
                 None => continue,
             },
