@@ -26,10 +26,14 @@
 //!
 //! # What it promises
 //!
-//! - [`Facts::detect`] never fails and never panics: an unreadable, missing or
-//!   malformed file counts as "no limit" from that file, and the machine's
-//!   figures remain: memory is `MemTotal` from `/proc/meminfo`, CPUs are those
-//!   listed in `/sys/devices/system/cpu/online`.
+//! - [`Facts::detect`] never panics. The machine's figures are the floor:
+//!   memory is `MemTotal` from `/proc/meminfo`, CPUs are those listed in
+//!   `/sys/devices/system/cpu/online` (in a VM: the VM's memory and online
+//!   CPUs). When one of these two cannot be read (no /proc, no /sys, or not
+//!   the expected text) detection fails with [`Unreadable`] naming the file,
+//!   never a silent 0: templates report it at the `container.*` that asked.
+//!   An unreadable, missing or malformed cgroup file counts as "no limit"
+//!   from that file.
 //! - Memory is the smallest limit on the path from the process's cgroup up to
 //!   the mount's root (a parent's limit applies to its children), capped at
 //!   `MemTotal`. v1 `memory.limit_in_bytes` of 2^62 or more (the kernel
@@ -57,6 +61,25 @@ pub struct Facts {
     pub cpus: u64,
 }
 
+/// A file the facts need could not be read: which, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The file, as an absolute path.
+    pub file: String,
+    /// Why, the OS way, or what was wrong with its text.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot read {}: {} (are /proc and /sys mounted?)",
+            self.file, self.reason
+        )
+    }
+}
+
 const MIB: u64 = 1024 * 1024;
 /// v1 writes "no limit" as `LONG_MAX` rounded down to a page; any limit from
 /// 2^62 up is taken as none.
@@ -72,64 +95,40 @@ const MEMINFO_CAP: u64 = 16 * 1024;
 /// The deepest cgroup walk, from the process's cgroup up to the mount root.
 const MAX_DEPTH: usize = 64;
 
-/// Online CPUs as the C library counts them (a fallback when sysfs is not
-/// readable). Not `std::thread::available_parallelism`: that re-reads the
-/// cgroup files itself and costs kilobytes of binary.
-fn online_cpus_from_libc() -> u64 {
-    // SAFETY: sysconf takes and returns plain integers.
-    let n = unsafe { nix::libc::sysconf(nix::libc::_SC_NPROCESSORS_ONLN) };
-    u64::try_from(n).unwrap_or(1).max(1)
-}
-
 impl Facts {
     /// This process's container facts, read from "/".
     ///
-    /// Never fails: see the module documentation for the fallbacks.
-    pub fn detect() -> Facts {
-        detect_with(Path::new("/"), online_cpus_from_libc)
+    /// Fails only when the machine's memory or CPU list cannot be read:
+    /// see the module documentation.
+    pub fn detect() -> Result<Facts, Unreadable> {
+        Facts::detect_under(Path::new("/"))
     }
 
     /// The same, with every path (`/proc/self/cgroup`, `/proc/self/mountinfo`,
     /// cgroup files, `/proc/meminfo`, `/sys/devices/system/cpu/online`) read
-    /// under `root`, for tests. When the online CPU list is unreadable the
-    /// count falls back to 1 (where [`Facts::detect`] asks the C library),
-    /// so nothing outside `root` is read.
-    pub fn detect_under(root: &Path) -> Facts {
-        detect_with(root, || 1)
+    /// under `root`, for tests. Errors name the file as `detect` would.
+    pub fn detect_under(root: &Path) -> Result<Facts, Unreadable> {
+        let cgroups = Cgroups::read(root);
+        let machine_memory = mem_total(root)?;
+        let limit = cgroups.memory_limit();
+        let memory_bytes = limit.map_or(machine_memory, |limit| limit.min(machine_memory));
+        let online = online_cpus(root)?;
+        let cpus = [Some(online), cgroups.cpuset_len(), cgroups.quota_cpus()]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(1)
+            .max(1);
+        Ok(Facts {
+            memory_bytes,
+            memory_limited: limit.is_some(),
+            cpus,
+        })
     }
 
     /// The memory figure in whole MiB, rounded down.
     pub fn memory_mib(&self) -> u64 {
         self.memory_bytes / MIB
-    }
-}
-
-fn detect_with(root: &Path, fallback_cpus: impl FnOnce() -> u64) -> Facts {
-    let cgroups = Cgroups::read(root);
-
-    let machine_memory = mem_total(root);
-    let limit = cgroups.memory_limit();
-    let memory_bytes = match (limit, machine_memory) {
-        (Some(limit), Some(total)) => limit.min(total),
-        (Some(limit), None) => limit,
-        (None, Some(total)) => total,
-        (None, None) => 0,
-    };
-
-    let online = read_value(&under(root, "/sys/devices/system/cpu/online"))
-        .and_then(|text| cpu_list_len(&text))
-        .unwrap_or_else(fallback_cpus);
-    let cpus = [Some(online), cgroups.cpuset_len(), cgroups.quota_cpus()]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(1)
-        .max(1);
-
-    Facts {
-        memory_bytes,
-        memory_limited: limit.is_some(),
-        cpus,
     }
 }
 
@@ -325,7 +324,7 @@ fn tails(path: &Path) -> impl Iterator<Item = &Path> {
 
 fn read_memberships(root: &Path) -> Vec<Membership> {
     let mut memberships = Vec::new();
-    for_each_line(&under(root, "/proc/self/cgroup"), CGROUP_LIST_CAP, |line| {
+    let _ = for_each_line(&under(root, "/proc/self/cgroup"), CGROUP_LIST_CAP, |line| {
         let mut fields = line.splitn(3, ':');
         let (Some(id), Some(controllers), Some(path)) =
             (fields.next(), fields.next(), fields.next())
@@ -346,7 +345,7 @@ fn read_memberships(root: &Path) -> Vec<Membership> {
 
 fn read_mounts(root: &Path) -> Vec<Mount> {
     let mut mounts = Vec::new();
-    for_each_line(
+    let _ = for_each_line(
         &under(root, "/proc/self/mountinfo"),
         MOUNTINFO_CAP,
         |line| {
@@ -381,7 +380,11 @@ fn read_mounts(root: &Path) -> Vec<Mount> {
 
 /// Undoes mountinfo's octal escapes (`\040` for a space, `\134` for `\`).
 fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
+    String::from_utf8_lossy(&unescape_bytes(field.as_bytes())).into_owned()
+}
+
+/// [`unescape`] on bytes (mount tables: `/proc/self/mounts` too).
+pub(crate) fn unescape_bytes(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -401,28 +404,58 @@ fn unescape(field: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
+const MEMINFO: &str = "/proc/meminfo";
+const CPU_ONLINE: &str = "/sys/devices/system/cpu/online";
+
 /// `MemTotal` from `/proc/meminfo`, in bytes.
-fn mem_total(root: &Path) -> Option<u64> {
+fn mem_total(root: &Path) -> Result<u64, Unreadable> {
     let mut total = None;
-    for_each_line(&under(root, "/proc/meminfo"), MEMINFO_CAP, |line| {
+    let read = for_each_line(&under(root, MEMINFO), MEMINFO_CAP, |line| {
         if total.is_some() {
             return;
         }
         if let Some(rest) = line.strip_prefix("MemTotal:") {
             let mut words = rest.split_whitespace();
-            total = match (words.next(), words.next()) {
-                (Some(kib), Some("kB")) => {
-                    kib.parse::<u64>().ok().and_then(|k| k.checked_mul(1024))
+            total = Some(
+                match (words.next(), words.next()) {
+                    (Some(kib), Some("kB")) => {
+                        kib.parse::<u64>().ok().and_then(|k| k.checked_mul(1024))
+                    }
+                    _ => None,
                 }
-                _ => None,
-            }
-            .filter(|bytes| *bytes > 0);
+                .filter(|bytes| *bytes > 0),
+            );
         }
     });
-    total
+    let unreadable = |reason: &str| Unreadable {
+        file: MEMINFO.into(),
+        reason: reason.into(),
+    };
+    read.map_err(|e| unreadable(&e))?;
+    match total {
+        Some(Some(bytes)) => Ok(bytes),
+        Some(None) => Err(unreadable("its MemTotal line is not a number of kB")),
+        None => Err(unreadable("it has no MemTotal line")),
+    }
+}
+
+/// How many CPUs `/sys/devices/system/cpu/online` lists.
+fn online_cpus(root: &Path) -> Result<u64, Unreadable> {
+    let unreadable = |reason: String| Unreadable {
+        file: CPU_ONLINE.into(),
+        reason,
+    };
+    let mut bytes = Vec::new();
+    File::open(under(root, CPU_ONLINE))
+        .and_then(|f| f.take(VALUE_CAP).read_to_end(&mut bytes))
+        .map_err(|e| unreadable(crate::logging::reason(&e)))?;
+    std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(cpu_list_len)
+        .ok_or_else(|| unreadable("it is not a CPU list such as 0-3".into()))
 }
 
 /// v1 `memory.limit_in_bytes`: a number, huge for none.
@@ -495,25 +528,24 @@ fn read_value(path: &Path) -> Option<String> {
 
 /// Calls `each` with every line of `path` (without its newline) within the
 /// first `cap` bytes; a line cut off by the cap, or not UTF-8, is skipped.
-fn for_each_line(path: &Path, cap: u64, mut each: impl FnMut(&str)) {
-    let Ok(file) = File::open(path) else {
-        return;
-    };
+/// `Err` (the OS's reason) when the file cannot be opened.
+fn for_each_line(path: &Path, cap: u64, mut each: impl FnMut(&str)) -> Result<(), String> {
+    let file = File::open(path).map_err(|e| crate::logging::reason(&e))?;
     let mut reader = BufReader::new(file.take(cap));
     let mut line = Vec::new();
     let mut total = 0u64;
     loop {
         line.clear();
         let Ok(read) = reader.read_until(b'\n', &mut line) else {
-            return;
+            return Ok(());
         };
         if read == 0 {
-            return;
+            return Ok(());
         }
         total += read as u64;
         let complete = line.last() == Some(&b'\n');
         if !complete && total >= cap {
-            return;
+            return Ok(());
         }
         if complete {
             line.pop();
@@ -569,7 +601,11 @@ mod tests {
         }
 
         fn detect(&self) -> Facts {
-            Facts::detect_under(&self.0)
+            Facts::detect_under(&self.0).unwrap()
+        }
+
+        fn error(&self) -> Unreadable {
+            Facts::detect_under(&self.0).unwrap_err()
         }
     }
 
@@ -1053,40 +1089,46 @@ mod tests {
     }
 
     #[test]
-    fn nothing_readable_gives_zero_memory_and_one_cpu() {
+    fn unreadable_machine_files_are_errors_naming_the_file() {
         let root = Root::new("", "");
         root.remove("/proc/meminfo");
+        let err = root.error();
+        assert_eq!(err.file, "/proc/meminfo");
+        assert_eq!(err.reason, "No such file or directory");
+        assert_eq!(
+            err.to_string(),
+            "cannot read /proc/meminfo: No such file or directory (are /proc and /sys mounted?)"
+        );
+        root.write("/proc/meminfo", "MemTotal: 1024 kB\n");
         root.remove("/sys/devices/system/cpu/online");
+        assert_eq!(root.error().file, "/sys/devices/system/cpu/online");
+        // Without the cgroup files the machine's figures remain.
+        root.write("/sys/devices/system/cpu/online", "0-1\n");
         root.remove("/proc/self/cgroup");
         root.remove("/proc/self/mountinfo");
         assert_eq!(
             root.detect(),
             Facts {
-                memory_bytes: 0,
+                memory_bytes: 1 << 20,
                 memory_limited: false,
-                cpus: 1
+                cpus: 2
             }
         );
     }
 
     #[test]
-    fn malformed_machine_files() {
+    fn malformed_machine_files_are_errors() {
         let root = Root::new("0::/app\n", V2_MOUNTS);
         root.write("/proc/meminfo", "MemTotal: many kB\n");
-        root.write("/sys/devices/system/cpu/online", "zero\n");
         assert_eq!(
-            root.detect(),
-            Facts {
-                memory_bytes: 0,
-                memory_limited: false,
-                cpus: 1
-            }
+            root.error().reason,
+            "its MemTotal line is not a number of kB"
         );
-
-        // A limit still counts when the machine's memory is unknown.
-        root.write("/sys/fs/cgroup/cgroup.controllers", V2_CONTROLLERS);
-        root.write("/sys/fs/cgroup/app/memory.max", "268435456\n");
-        assert_eq!(root.detect().memory_mib(), 256);
+        root.write("/proc/meminfo", "MemFree: 1 kB\n");
+        assert_eq!(root.error().reason, "it has no MemTotal line");
+        root.write("/proc/meminfo", "MemTotal: 1024 kB\n");
+        root.write("/sys/devices/system/cpu/online", "zero\n");
+        assert_eq!(root.error().file, "/sys/devices/system/cpu/online");
     }
 
     #[test]
@@ -1142,7 +1184,7 @@ mod tests {
 
     #[test]
     fn detects_this_machine() {
-        let facts = Facts::detect();
+        let facts = Facts::detect().unwrap();
         assert!(facts.cpus >= 1);
         assert!(facts.memory_bytes > 0);
     }

@@ -7,6 +7,8 @@
 //! - [`settings`]: options from the command line and `ENVINIT_*` variables.
 //! - [`logging`]: envinit's own log lines, on stderr only.
 //! - [`render`]: config files rendered from the environment (templates, ini).
+//! - [`vm`]: VM mode, envinit as a microVM's init: boot and power-off.
+//! - [`image`]: the image config (`docker image inspect`) VM mode applies.
 //! - [`container`]: the container's memory and CPU limits, from its cgroup.
 //! - [`follow`]: log files copied to stdout/stderr (`--stdout`, `--stderr`).
 //! - [`launch`]: what the app runs as and with (`--user`, `--export-file-vars`).
@@ -26,6 +28,7 @@ pub mod arena;
 pub mod container;
 pub mod exit;
 pub mod follow;
+pub mod image;
 pub mod launch;
 pub mod lifecycle;
 pub mod logging;
@@ -34,4 +37,5 @@ pub mod settings;
 pub mod signals;
 pub mod supervisor;
 pub mod user;
+pub mod vm;
 pub mod wait;

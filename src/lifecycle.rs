@@ -16,6 +16,9 @@
 //!   SIGTERM (and SIGCONT), within the grace period (started now if no stop
 //!   signal started it before).
 //! - When the grace period ends, everything left gets SIGKILL.
+//! - In VM mode the kernel turns Ctrl-Alt-Del into SIGINT to PID 1: it is
+//!   a stop, handled as if the image's StopSignal (else SIGTERM) had been
+//!   received, the way `docker stop` sends it; `--rewrite` then applies.
 //! - envinit is done when the main child is gone and nothing is left to reap;
 //!   it never waits longer than it must.
 
@@ -85,6 +88,7 @@ pub struct Lifecycle {
     pre_stop_delay: Duration,
     group: bool,
     rewrites: Vec<(i32, Option<i32>)>,
+    ctrl_alt_del: Option<i32>,
     phase: Phase,
     /// The main child's end, once it has been reaped.
     status: Option<ChildStatus>,
@@ -108,6 +112,7 @@ impl Lifecycle {
             pre_stop_delay: settings.pre_stop_delay,
             group: settings.signal_group,
             rewrites: settings.rewrites.clone(),
+            ctrl_alt_del: settings.ctrl_alt_del,
             phase: Phase::Running,
             status: None,
             child_stopped: false,
@@ -118,6 +123,10 @@ impl Lifecycle {
 
     /// A signal (other than SIGCHLD) was received.
     pub fn on_signal(&mut self, received: i32, now: Instant, os: &mut impl Processes) {
+        let (received, stop) = match self.ctrl_alt_del {
+            Some(as_signal) if received == libc::SIGINT => (as_signal, true),
+            _ => (received, is_stop_signal(received)),
+        };
         let forward = match self.rewrites.iter().find(|(from, _)| *from == received) {
             Some((_, to)) => *to,
             None => Some(received),
@@ -133,7 +142,7 @@ impl Lifecycle {
                 "signal rewritten (--rewrite)"
             );
         }
-        if !is_stop_signal(received) {
+        if !stop {
             self.forward(forward, false, os);
             return;
         }
@@ -333,6 +342,40 @@ mod tests {
             ]
         );
         assert_eq!(l.deadline(), None, "no stop signal: no deadline");
+    }
+
+    #[test]
+    fn ctrl_alt_del_is_a_stop_as_the_stop_signal() {
+        // VM mode with StopSignal SIGUSR1: SIGINT from the kernel is a stop
+        // that reaches the app as SIGUSR1, then grace, then SIGKILL.
+        let mut l = lifecycle(|s| {
+            s.ctrl_alt_del = Some(SIGUSR1);
+            s.grace = 3 * SEC;
+        });
+        let mut os = Recorder::default();
+        let t0 = Instant::now();
+        l.on_signal(SIGINT, t0, &mut os);
+        assert_eq!(os.0, vec![("child", SIGUSR1)]);
+        assert_eq!(l.cause(), Some(StopCause::Signal(SIGUSR1)));
+        assert_eq!(l.deadline(), Some(t0 + 3 * SEC));
+        l.on_tick(t0 + 3 * SEC, &mut os);
+        assert_eq!(os.0.last(), Some(&("all", SIGKILL)));
+
+        // Rewrites apply to the stop signal it became.
+        let mut l = lifecycle(|s| {
+            s.ctrl_alt_del = Some(SIGTERM);
+            s.rewrites = vec![(SIGTERM, Some(SIGQUIT))];
+        });
+        let mut os = Recorder::default();
+        l.on_signal(SIGINT, t0, &mut os);
+        assert_eq!(os.0, vec![("child", SIGQUIT)]);
+        assert!(l.deadline().is_some());
+
+        // Outside VM mode SIGINT is forwarded as SIGINT.
+        let mut l = lifecycle(|_| {});
+        let mut os = Recorder::default();
+        l.on_signal(SIGINT, t0, &mut os);
+        assert_eq!(os.0, vec![("child", SIGINT)]);
     }
 
     #[test]

@@ -49,6 +49,11 @@ pub fn reason(e: &std::io::Error) -> String {
     }
 }
 
+/// The same for a warning (VM boot, before logging is set up).
+pub fn early_warning(message: &str) {
+    let _ = std::io::stderr().write_all(format!("envinit: warn: {message}\n").as_bytes());
+}
+
 struct StderrLog {
     max: Level,
     json: bool,

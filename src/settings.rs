@@ -25,6 +25,7 @@ use crate::exit;
 use crate::follow::{self, FollowSettings};
 use crate::launch::LaunchSettings;
 use crate::signals;
+use crate::vm::{self, VmSettings};
 use crate::wait::{self, Checks};
 
 /// Everything envinit does in this start.
@@ -46,6 +47,8 @@ pub struct Settings {
     /// `--stdout`, `--stderr`, `--log-prefix`: log files whose lines are
     /// copied to stdout/stderr (empty, and parsed not at all, without them).
     pub follow: FollowSettings,
+    /// VM mode: when envinit is a machine's init (docs/vm.md).
+    pub vm: VmSettings,
     /// `ENVINIT_*` variables that name no option (likely typos), to warn
     /// about once logging is set up.
     pub unknown_variables: Vec<String>,
@@ -75,6 +78,10 @@ pub struct SuperviseSettings {
     pub signal_group: bool,
     /// Signal rewrites: received signal to forwarded signal (`None` drops it).
     pub rewrites: Vec<(i32, Option<i32>)>,
+    /// VM mode: the kernel turns Ctrl-Alt-Del into SIGINT to PID 1; it is
+    /// then a stop request handled as this signal (the image's StopSignal,
+    /// else SIGTERM), as `docker stop` would send it. `None` outside VMs.
+    pub ctrl_alt_del: Option<i32>,
 }
 
 impl Default for SuperviseSettings {
@@ -84,6 +91,7 @@ impl Default for SuperviseSettings {
             pre_stop_delay: Duration::ZERO,
             signal_group: false,
             rewrites: Vec::new(),
+            ctrl_alt_del: None,
         }
     }
 }
@@ -251,13 +259,21 @@ Health check (runs no command):
                               all are ready, 1 if not; repeatable
       --probe-timeout DURATION
                               bound on the probe [default: 2s]
+VM mode (envinit as a microVM's init, docs/vm.md):
+      --vm auto|on|off        mount /proc, /sys, /dev... and power off at the
+                              end; auto: when PID 1 and /proc is not mounted
+      --vm-exit poweroff|reboot
+                              how the machine ends [default: poweroff]
+      --image-config FILE     run what `docker image inspect --format
+                              '{{json .Config}}'` printed [default in VM mode:
+                              /etc/envinit/image.json when it exists]
 Other:
   -h, --help                  print this help
   -V, --version               print the version
 
 Environment only: ENVINIT_LOG=error|warn|info|debug|trace|off (default warn:
-a clean run prints nothing),
-ENVINIT_LOG_FORMAT=text|json. Durations: 500ms, 10s, 2m, 1h (a bare number is
+a clean run prints nothing), ENVINIT_LOG_FORMAT=text|json, ENVINIT_HOSTNAME
+(VM mode). Durations: 500ms, 10s, 2m, 1h (a bare number is
 seconds). Booleans: 1/0, true/false, yes/no, on/off.
 Exit codes: the child's code; 128+N if it was killed by signal N; 64 usage,
 69 dependency not ready, 71 OS error, 78 config error, 126 not executable,
@@ -281,6 +297,9 @@ const VALUE_OPTIONS: &[&str] = &[
     "probe-timeout",
     "stdout",
     "stderr",
+    "vm",
+    "vm-exit",
+    "image-config",
 ];
 const BOOL_OPTIONS: &[&str] = &["signal-group", "check", "export-file-vars", "log-prefix"];
 
@@ -294,6 +313,13 @@ const START_UP_VARS: [(&str, &str); 6] = [
     ("probe-timeout", "ENVINIT_PROBE_TIMEOUT"),
 ];
 
+/// The VM options (`vm`) and their variables.
+const VM_VARS: [(&str, &str); 3] = [
+    ("vm", "ENVINIT_VM"),
+    ("vm-exit", "ENVINIT_VM_EXIT"),
+    ("image-config", "ENVINIT_IMAGE_CONFIG"),
+];
+
 /// The log-file options (`follow`) and their variables.
 const FOLLOW_VARS: [(&str, &str); 3] = [
     ("stdout", "ENVINIT_STDOUT"),
@@ -302,7 +328,7 @@ const FOLLOW_VARS: [(&str, &str); 3] = [
 ];
 
 /// Variables that are not options (`ENVINIT_LOG`, `ENVINIT_LOG_FORMAT`).
-const ENV_ONLY: &[&str] = &["log", "log-format"];
+const ENV_ONLY: &[&str] = &["log", "log-format", "hostname"];
 
 /// The option (or [`ENV_ONLY`] name) that `key`, an `ENVINIT_*` name,
 /// names. Only runs for the `ENVINIT_*` variables present.
@@ -345,11 +371,24 @@ struct EnvOptions {
     log_format: Option<String>,
 }
 
-/// Reads the settings from this process's arguments and environment.
-pub fn from_process() -> Result<Request, SettingsError> {
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let env = envinit_vars(environ_with_prefix(b"ENVINIT_").into_iter())?;
+/// This process's argument words, without argv\[0\].
+pub fn process_args() -> Vec<OsString> {
+    std::env::args_os().skip(1).collect()
+}
+
+/// Reads the settings from argument words (see [`process_args`]) and
+/// `ENVINIT_*` variables (see [`process_variables`]).
+pub fn from_process(
+    args: Vec<OsString>,
+    variables: Vec<(OsString, OsString)>,
+) -> Result<Request, SettingsError> {
+    let env = envinit_vars(variables.into_iter())?;
     parse(args, env)
+}
+
+/// This process's `ENVINIT_*` variables, raw (see [`from_process`]).
+pub fn process_variables() -> Vec<(OsString, OsString)> {
+    environ_with_prefix(b"ENVINIT_")
 }
 
 /// The environment entries whose name starts with `prefix`, found in one
@@ -366,11 +405,20 @@ fn environ_with_prefix(prefix: &[u8]) -> Vec<(OsString, OsString)> {
     // SAFETY: `environ` is the C library's NULL-terminated array of
     // NUL-terminated strings. envinit is single-threaded here and never
     // modifies its environment, so the array is stable while we read it.
+    // The prefix holds no NUL, so the byte-wise comparison stops at a
+    // string's end at the latest.
     unsafe {
         let mut entry = environ;
         while !entry.is_null() && !(*entry).is_null() {
-            let bytes = CStr::from_ptr(*entry).to_bytes();
-            if bytes.starts_with(prefix) {
+            // Compare the prefix before measuring the string: most entries
+            // differ in their first byte, and strlen on each costs more.
+            let text = (*entry).cast::<u8>();
+            let mut same = 0;
+            while same < prefix.len() && *text.add(same) == prefix[same] {
+                same += 1;
+            }
+            if same == prefix.len() {
+                let bytes = CStr::from_ptr(*entry).to_bytes();
                 if let Some(eq) = bytes.iter().position(|b| *b == b'=') {
                     let (key, value) = (&bytes[..eq], &bytes[eq + 1..]);
                     found.push((
@@ -451,6 +499,55 @@ pub fn parse(args: Vec<OsString>, env: Vec<(String, String)>) -> Result<Request,
     }
     command.extend(words);
     build(command, cli, env)
+}
+
+/// How many of `args` are envinit's leading options (with their values,
+/// and the `--` that ends them, if any): the command starts after them.
+/// Words that are not valid options end the count where `parse` would
+/// report them.
+pub fn option_words(args: &[OsString]) -> usize {
+    let mut i = 0;
+    while let Some(word) = args.get(i) {
+        let bytes = word.as_bytes();
+        if bytes == b"--" {
+            return i + 1;
+        }
+        if bytes.len() < 2 || bytes[0] != b'-' {
+            return i;
+        }
+        let Some(Ok((name, inline))) = word.to_str().map(split_option) else {
+            return i;
+        };
+        i += 1;
+        if inline.is_none() && VALUE_OPTIONS.contains(&name) {
+            i += 1;
+        }
+    }
+    args.len()
+}
+
+/// The last value given to `--name` among the leading options of `args`
+/// (before the command is parsed as a whole: for VM mode's phase 0).
+pub fn leading_value(args: &[OsString], name: &str) -> Option<String> {
+    let options = &args[..option_words(args).min(args.len())];
+    let mut found = None;
+    let mut words = options.iter();
+    while let Some(word) = words.next() {
+        let Some(Ok((option, inline))) = word.to_str().map(split_option) else {
+            continue;
+        };
+        let value = match inline {
+            Some(v) => Some(v),
+            None if VALUE_OPTIONS.contains(&option) => {
+                words.next().and_then(|w| w.to_str()).map(String::from)
+            }
+            None => None,
+        };
+        if option == name {
+            found = value.or(found);
+        }
+    }
+    found
 }
 
 /// Option values from the command line, in order, by option name.
@@ -538,9 +635,9 @@ fn build(
             None => unknown_variables.push(key.clone()),
         }
     }
-    // The start-up and log-file options' variables are looked up
+    // The start-up, log-file and VM options' variables are looked up
     // directly: envy's derived code costs about 1 KiB of binary per field.
-    let direct = || START_UP_VARS.iter().chain(&FOLLOW_VARS);
+    let direct = || START_UP_VARS.iter().chain(&FOLLOW_VARS).chain(&VM_VARS);
     let start_up_env: Vec<(String, String)> = env
         .iter()
         .filter(|(k, _)| direct().any(|(_, var)| k == var))
@@ -555,6 +652,7 @@ fn build(
     };
     let start_up_given = given(&START_UP_VARS);
     let follow_given = given(&FOLLOW_VARS);
+    let vm_given = given(&VM_VARS);
     let env_options: EnvOptions = envy::prefixed("ENVINIT_")
         .from_iter(env)
         .map_err(|e| config(format!("ENVINIT_* variables: {e}")))?;
@@ -670,6 +768,13 @@ fn build(
             .unwrap_or(false);
     }
 
+    // Only looked at when given: start-up pays nothing for VM mode.
+    let vm = if vm_given {
+        vm_settings(&mut raw)?
+    } else {
+        VmSettings::default()
+    };
+
     let mut log = LogSettings::default();
     if let Some(level) = &env_options.log {
         log.level = parse_level(level).map_err(|e| config(format!("ENVINIT_LOG: {e}")))?;
@@ -709,6 +814,7 @@ fn build(
         log,
         start_up,
         follow,
+        vm,
         unknown_variables,
     })))
 }
@@ -794,6 +900,27 @@ fn checks(
             .push(wait::parse(url).map_err(|e| urls.error(e))?);
     }
     Ok((checks, matches!(urls.source, Source::Cli)))
+}
+
+/// The VM options (`--vm`, `--vm-exit`, `--image-config`).
+fn vm_settings(
+    raw: &mut impl FnMut(&'static str) -> Option<Raw>,
+) -> Result<VmSettings, SettingsError> {
+    let mut vm = VmSettings::default();
+    if let Some(r) = raw("vm") {
+        if let Some(v) = r.last() {
+            vm.mode = vm::parse_mode(v).map_err(|e| r.error(e))?;
+        }
+    }
+    if let Some(r) = raw("vm-exit") {
+        if let Some(v) = r.last() {
+            vm.exit = vm::parse_exit(v).map_err(|e| r.error(e))?;
+        }
+    }
+    if let Some(r) = raw("image-config") {
+        vm.image_config = r.last().map(PathBuf::from);
+    }
+    Ok(vm)
 }
 
 /// Parses `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds.

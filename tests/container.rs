@@ -270,7 +270,7 @@ fn probe_prints_facts_when_asked() {
     if std::env::var_os(PROBE).is_none() {
         return;
     }
-    let facts = Facts::detect();
+    let facts = Facts::detect().unwrap();
     println!(
         "FACTS mem={} cpus={} limited={}",
         facts.memory_mib(),

@@ -210,7 +210,7 @@ fn nginx_accepts_the_rendered_nginx_conf() {
         assert!(out.status.success(), "{}", text(&out.stderr));
         let conf = fs::read_to_string(&dest).unwrap();
         // envinit ran in this test's cgroup, so it saw the same facts.
-        let cpus = Facts::detect().cpus;
+        let cpus = Facts::detect().unwrap().cpus;
         assert!(
             conf.contains(&format!("worker_processes {cpus};\n")),
             "{conf}"
@@ -293,7 +293,7 @@ fn java_applies_the_rendered_options() {
         &[("JAVA_MAX_RAM_PERCENTAGE", "50.0")],
     ));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let facts = Facts::detect();
+    let facts = Facts::detect().unwrap();
     let flags = java_flags(&dest);
     if facts.memory_limited {
         let mib = facts.memory_bytes / (1 << 20) * 75 / 100;

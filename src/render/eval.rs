@@ -257,7 +257,7 @@ impl Eval<'_> {
         let got = match primary {
             Primary::Env(name) => self.values.env(name),
             Primary::Secret(name) => self.values.secret(name),
-            Primary::Fact(fact) => Ok(Some(Rc::from(self.values.fact(*fact)))),
+            Primary::Fact(fact) => self.values.fact(*fact).map(|v| Some(Rc::from(v))),
             Primary::Str(s) => Ok(Some(Rc::from(s.as_str()))),
             Primary::Item(depth, _) => Ok(Some(
                 self.items

@@ -381,6 +381,31 @@ fn container_facts_are_detected_only_when_named() {
 }
 
 #[test]
+fn unreadable_container_facts_are_errors_at_their_position() {
+    let v = Values::new(Vec::new(), PathBuf::from("/nonexistent/secrets")).with_container_result(
+        || {
+            Err(crate::container::Unreadable {
+                file: "/proc/meminfo".into(),
+                reason: "No such file or directory".into(),
+            })
+        },
+    );
+    let e = render_template(
+        "app.conf.tmpl",
+        b"a\n  mem={{ container.memory_mib }}\n",
+        &v,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        vec![
+            "app.conf.tmpl:2:10: container.memory_mib: cannot read /proc/meminfo: No such file or directory (are /proc and /sys mounted?)"
+                .to_string()
+        ]
+    );
+}
+
+#[test]
 fn errors_never_list_variables() {
     let many: Vec<(String, String)> = (0..50)
         .map(|i| (format!("VAR_{i}"), format!("value{i}")))

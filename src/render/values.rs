@@ -23,7 +23,7 @@ use std::rc::Rc;
 use nix::errno::Errno;
 use nix::libc;
 
-use crate::container::Facts;
+use crate::container::{Facts, Unreadable};
 
 /// The largest value envinit accepts: a variable, a secret or an `X_FILE`
 /// file (1 MiB).
@@ -63,8 +63,8 @@ impl Fact {
 pub struct Values {
     env: HashMap<OsString, OsString>,
     secrets_dir: PathBuf,
-    detect: Box<dyn Fn() -> Facts>,
-    facts: OnceCell<Facts>,
+    detect: Box<dyn Fn() -> Result<Facts, Unreadable>>,
+    facts: OnceCell<Result<Facts, Unreadable>>,
     files: RefCell<HashMap<PathBuf, Result<Got, i32>>>,
     read_total: Cell<u64>,
     secret_read: Cell<bool>,
@@ -113,6 +113,15 @@ impl Values {
 
     /// Uses `detect` instead of [`Facts::detect`] for `container.*` (tests).
     pub fn with_container(mut self, detect: impl Fn() -> Facts + 'static) -> Self {
+        self.detect = Box::new(move || Ok(detect()));
+        self
+    }
+
+    /// The same with a detection that can fail (tests).
+    pub fn with_container_result(
+        mut self,
+        detect: impl Fn() -> Result<Facts, Unreadable> + 'static,
+    ) -> Self {
         self.detect = Box::new(detect);
         self
     }
@@ -230,15 +239,26 @@ impl Values {
         }
     }
 
-    /// A container fact, as text.
-    pub(crate) fn fact(&self, fact: Fact) -> String {
-        let facts = self.facts.get_or_init(|| (self.detect)());
-        match fact {
+    /// A container fact, as text; the error names the file that could not
+    /// be read.
+    pub(crate) fn fact(&self, fact: Fact) -> Result<String, String> {
+        let facts = self
+            .facts
+            .get_or_init(|| (self.detect)())
+            .as_ref()
+            .map_err(|e| {
+                let name = Fact::NAMES
+                    .iter()
+                    .find(|(_, f)| *f == fact)
+                    .map_or("?", |(n, _)| n);
+                format!("container.{name}: {e}")
+            })?;
+        Ok(match fact {
             Fact::MemoryBytes => facts.memory_bytes.to_string(),
             Fact::MemoryMib => (facts.memory_bytes / (1 << 20)).to_string(),
             Fact::Cpus => facts.cpus.max(1).to_string(),
             Fact::MemoryLimited => facts.memory_limited.to_string(),
-        }
+        })
     }
 
     /// Reads a value file once per run (cached): at most [`MAX_VALUE`]
@@ -452,10 +472,13 @@ mod tests {
     fn facts_are_lazy() {
         let v = values(&[], Path::new("/nonexistent"));
         assert!(!v.container_detected());
-        assert_eq!(v.fact(Fact::MemoryMib), "512");
-        assert_eq!(v.fact(Fact::MemoryBytes), (512u64 << 20).to_string());
-        assert_eq!(v.fact(Fact::Cpus), "2");
-        assert_eq!(v.fact(Fact::MemoryLimited), "true");
+        assert_eq!(v.fact(Fact::MemoryMib).unwrap(), "512");
+        assert_eq!(
+            v.fact(Fact::MemoryBytes).unwrap(),
+            (512u64 << 20).to_string()
+        );
+        assert_eq!(v.fact(Fact::Cpus).unwrap(), "2");
+        assert_eq!(v.fact(Fact::MemoryLimited).unwrap(), "true");
         assert!(v.container_detected());
     }
 

@@ -225,7 +225,7 @@ pub fn note(message: &str) {
 
 /// Returns false (after printing why) when a prerequisite is missing, so the
 /// test can return early; panics instead under `CI=true`.
-fn prerequisite(name: &str, problem: Option<String>) -> bool {
+pub fn prerequisite(name: &str, problem: Option<String>) -> bool {
     match problem {
         None => true,
         Some(problem) => {

@@ -1,0 +1,939 @@
+//! VM mode under a real kernel: envinit as the init of a QEMU machine
+//! (docs/vm.md). Each test builds its own initramfs (a cpio newc writer
+//! below, busybox-static for the apps), boots Debian's cloud kernel under
+//! TCG with the console on a serial log file, and reads what happened from
+//! that log and QEMU's exit status.
+//!
+//! The kernel is fetched once (`apt-get download` of the package
+//! `linux-image-cloud-amd64` points at, unpacked with `dpkg-deb -x`, never
+//! installed) into `target/vm-cache` and reused by later runs. At most two
+//! machines run at once (two cores); every QEMU has a hard deadline after
+//! which it is killed and the test fails with the console so far.
+//!
+//! Prerequisites: qemu-system-x86_64, busybox (static), apt-get/dpkg-deb
+//! (for the kernel), mkfs.ext4 (the `init=` path). Missing ones skip, and
+//! fail under CI=true.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use common::{TempDir, envinit, prerequisite};
+
+/// The longest one machine may run before it is killed.
+const VM_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The modules a virtio disk needs, in load order (no modules.dep ships).
+const VIRTIO_MODULES: &[&str] = &[
+    "drivers/virtio/virtio_ring.ko",
+    "drivers/virtio/virtio.ko",
+    "drivers/virtio/virtio_pci_legacy_dev.ko",
+    "drivers/virtio/virtio_pci_modern_dev.ko",
+    "drivers/virtio/virtio_pci.ko",
+    "drivers/block/virtio_blk.ko",
+];
+
+/// busybox applets linked in every guest's /bin.
+const APPLETS: &[&str] = &[
+    "sh",
+    "echo",
+    "cat",
+    "sleep",
+    "ls",
+    "grep",
+    "tr",
+    "cut",
+    "tty",
+    "mount",
+    "umount",
+    "hostname",
+    "pwd",
+    "id",
+    "readlink",
+    "insmod",
+    "switch_root",
+    "mkdir",
+    "true",
+    "env",
+];
+
+// ---------------------------------------------------------------------------
+// The kit: qemu, busybox and a kernel
+
+struct Kit {
+    qemu: PathBuf,
+    busybox: PathBuf,
+    kernel: PathBuf,
+    /// The virtio modules, in [`VIRTIO_MODULES`] order.
+    modules: Vec<PathBuf>,
+}
+
+fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/vm-cache")
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .ok()?;
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !path.is_empty()).then(|| PathBuf::from(path))
+}
+
+fn run(command: &mut Command) -> Result<String, String> {
+    let out = command
+        .output()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{command:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The kernel and its virtio modules, fetched once into the cache.
+fn fetch_kernel() -> Result<(PathBuf, Vec<PathBuf>), String> {
+    let cache = cache_dir();
+    let kernel = cache.join("vmlinuz");
+    let modules: Vec<PathBuf> = VIRTIO_MODULES
+        .iter()
+        .map(|m| {
+            cache
+                .join("modules")
+                .join(Path::new(m).file_name().unwrap())
+        })
+        .collect();
+    if kernel.exists() && modules.iter().all(|m| m.exists()) {
+        return Ok((kernel, modules));
+    }
+    let work = cache.join(format!("fetch-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let depends = run(Command::new("apt-cache").args(["depends", "linux-image-cloud-amd64"]))?;
+    let package = depends
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Depends: "))
+        .map(str::trim)
+        .ok_or("apt-cache depends linux-image-cloud-amd64 names no package")?
+        .to_string();
+    run(Command::new("apt-get")
+        .args(["download", "-q", &package])
+        .current_dir(&work))?;
+    let deb = fs::read_dir(&work)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .ok_or("apt-get download left no .deb")?;
+    let tree = work.join("x");
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree))?;
+    let boot = fs::read_dir(tree.join("boot"))
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("vmlinuz-")
+        })
+        .ok_or("the package has no boot/vmlinuz-*")?;
+    let version = boot.file_name().unwrap().to_string_lossy()["vmlinuz-".len()..].to_string();
+    let staged = work.join("staged");
+    fs::create_dir_all(staged.join("modules")).map_err(|e| e.to_string())?;
+    for module in VIRTIO_MODULES {
+        let from = tree
+            .join("lib/modules")
+            .join(&version)
+            .join("kernel")
+            .join(module);
+        let to = staged
+            .join("modules")
+            .join(Path::new(module).file_name().unwrap());
+        fs::copy(&from, &to).map_err(|e| format!("{}: {e}", from.display()))?;
+    }
+    fs::copy(&boot, staged.join("vmlinuz")).map_err(|e| e.to_string())?;
+    let _ = fs::remove_dir_all(cache.join("modules"));
+    let _ = fs::remove_file(&kernel);
+    fs::rename(staged.join("modules"), cache.join("modules")).map_err(|e| e.to_string())?;
+    fs::rename(staged.join("vmlinuz"), &kernel).map_err(|e| e.to_string())?;
+    let _ = fs::remove_dir_all(&work);
+    Ok((kernel, modules))
+}
+
+fn kit() -> Option<&'static Kit> {
+    static KIT: OnceLock<Result<Kit, String>> = OnceLock::new();
+    let found = KIT.get_or_init(|| {
+        let qemu = which("qemu-system-x86_64")
+            .ok_or("qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)")?;
+        let busybox = which("busybox").ok_or("busybox is not installed (busybox-static)")?;
+        let (kernel, modules) = fetch_kernel()?;
+        Ok(Kit {
+            qemu,
+            busybox,
+            kernel,
+            modules,
+        })
+    });
+    match found {
+        Ok(kit) => Some(kit),
+        Err(problem) => {
+            prerequisite("the VM test kit", Some(problem.clone()));
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// cpio newc: the initramfs format
+
+#[derive(Default)]
+struct Cpio {
+    out: Vec<u8>,
+    ino: u32,
+}
+
+impl Cpio {
+    fn entry(&mut self, name: &str, mode: u32, data: &[u8], rdev: (u32, u32)) {
+        self.ino += 1;
+        let fields = [
+            self.ino,
+            mode,
+            0, // uid
+            0, // gid
+            1, // nlink
+            0, // mtime
+            data.len() as u32,
+            0, // devmajor
+            0, // devminor
+            rdev.0,
+            rdev.1,
+            name.len() as u32 + 1,
+            0, // check
+        ];
+        self.out.extend_from_slice(b"070701");
+        for field in fields {
+            self.out
+                .extend_from_slice(format!("{field:08x}").as_bytes());
+        }
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.push(0);
+        self.pad();
+        self.out.extend_from_slice(data);
+        self.pad();
+    }
+
+    fn pad(&mut self) {
+        while self.out.len() % 4 != 0 {
+            self.out.push(0);
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.entry("TRAILER!!!", 0, &[], (0, 0));
+        self.out
+    }
+}
+
+/// A guest filesystem, built in memory, written as a cpio or a directory.
+#[derive(Default)]
+struct Tree(Vec<(String, Node)>);
+
+enum Node {
+    Dir,
+    File(Vec<u8>, u32),
+    Link(String),
+}
+
+impl Tree {
+    /// busybox with its applets, envinit at /sbin/envinit, /etc basics.
+    fn base(kit: &Kit) -> Tree {
+        let mut t = Tree::default();
+        for dir in ["bin", "sbin", "etc", "tmp", "srv"] {
+            t.dir(dir);
+        }
+        t.file("bin/busybox", fs::read(&kit.busybox).unwrap(), 0o755);
+        for applet in APPLETS {
+            t.link(&format!("bin/{applet}"), "busybox");
+        }
+        t.file("sbin/envinit", fs::read(envinit()).unwrap(), 0o755);
+        t.text(
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n",
+        );
+        t.text("etc/group", "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n");
+        t
+    }
+
+    fn dir(&mut self, path: &str) {
+        self.0.push((path.into(), Node::Dir));
+    }
+
+    fn file(&mut self, path: &str, data: Vec<u8>, mode: u32) {
+        self.0.push((path.into(), Node::File(data, mode)));
+    }
+
+    fn text(&mut self, path: &str, text: &str) {
+        self.file(path, text.as_bytes().to_vec(), 0o644);
+    }
+
+    fn script(&mut self, path: &str, text: &str) {
+        self.file(path, format!("#!/bin/sh\n{text}").into_bytes(), 0o755);
+    }
+
+    fn link(&mut self, path: &str, target: &str) {
+        self.0.push((path.into(), Node::Link(target.into())));
+    }
+
+    fn cpio(&self) -> Vec<u8> {
+        let mut cpio = Cpio::default();
+        for (path, node) in &self.0 {
+            match node {
+                Node::Dir => cpio.entry(path, 0o040755, &[], (0, 0)),
+                Node::File(data, mode) => cpio.entry(path, 0o100000 | mode, data, (0, 0)),
+                Node::Link(target) => cpio.entry(path, 0o120777, target.as_bytes(), (0, 0)),
+            }
+        }
+        cpio.finish()
+    }
+
+    fn write_to(&self, root: &Path) {
+        for (path, node) in &self.0 {
+            let full = root.join(path);
+            fs::create_dir_all(full.parent().unwrap()).unwrap();
+            match node {
+                Node::Dir => fs::create_dir_all(&full).unwrap(),
+                Node::File(data, mode) => {
+                    fs::write(&full, data).unwrap();
+                    fs::set_permissions(&full, fs::Permissions::from_mode(*mode)).unwrap();
+                }
+                Node::Link(target) => std::os::unix::fs::symlink(target, &full).unwrap(),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Machines
+
+/// At most two machines at once: the two cores.
+fn slot() -> SlotGuard {
+    static SLOTS: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+    let mut used = SLOTS.0.lock().unwrap();
+    while *used >= 2 {
+        used = SLOTS.1.wait(used).unwrap();
+    }
+    *used += 1;
+    SlotGuard(&SLOTS)
+}
+
+struct SlotGuard(&'static (Mutex<usize>, Condvar));
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        *self.0.0.lock().unwrap() -= 1;
+        self.0.1.notify_one();
+    }
+}
+
+struct Options<'a> {
+    /// Kernel parameters after the fixed ones.
+    append: &'a str,
+    /// Pass `-no-reboot` (a reboot then ends QEMU).
+    no_reboot: bool,
+    /// A raw disk image as a virtio disk.
+    disk: Option<&'a Path>,
+    /// `rdinit=` program.
+    rdinit: &'a str,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options {
+            append: "",
+            no_reboot: true,
+            disk: None,
+            rdinit: "/sbin/envinit",
+        }
+    }
+}
+
+struct Vm {
+    child: Child,
+    dir: TempDir,
+    started: Instant,
+    _slot: SlotGuard,
+}
+
+impl Vm {
+    fn boot(kit: &Kit, name: &str, initramfs: &[u8], options: Options<'_>) -> Vm {
+        let slot = slot();
+        let dir = TempDir::new(name);
+        fs::write(dir.path().join("initramfs.cpio"), initramfs).unwrap();
+        let append = format!(
+            "console=ttyS0 rdinit={} panic=-1 no_timer_check {}",
+            options.rdinit, options.append
+        );
+        let mut command = Command::new(&kit.qemu);
+        command
+            .args([
+                "-accel",
+                "tcg",
+                "-nodefaults",
+                "-display",
+                "none",
+                "-m",
+                "256",
+            ])
+            .arg("-serial")
+            .arg(format!("file:{}", dir.join("console.log")))
+            .arg("-monitor")
+            .arg(format!("unix:{},server,nowait", dir.join("monitor.sock")))
+            .arg("-kernel")
+            .arg(&kit.kernel)
+            .arg("-initrd")
+            .arg(dir.join("initramfs.cpio"))
+            .arg("-append")
+            .arg(&append)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if options.no_reboot {
+            command.arg("-no-reboot");
+        }
+        if let Some(disk) = options.disk {
+            command
+                .arg("-drive")
+                .arg(format!("file={},format=raw,if=virtio", disk.display()));
+        }
+        let child = command.spawn().expect("qemu starts");
+        Vm {
+            child,
+            dir,
+            started: Instant::now(),
+            _slot: slot,
+        }
+    }
+
+    fn console(&self) -> String {
+        let bytes = fs::read(self.dir.path().join("console.log")).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).replace('\r', "")
+    }
+
+    fn deadline_passed(&mut self, what: &str) -> ! {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        panic!(
+            "{what}: not within {VM_TIMEOUT:?}; the machine was killed. Console:\n{}",
+            self.console()
+        );
+    }
+
+    /// Waits until the console shows `text` `times` times.
+    fn wait_for(&mut self, text: &str, times: usize) {
+        loop {
+            if self.console().matches(text).count() >= times {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "QEMU ended ({status}) before the console showed {text:?}. Console:\n{}",
+                    self.console()
+                );
+            }
+            if self.started.elapsed() > VM_TIMEOUT {
+                self.deadline_passed(&format!("waiting for {text:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for QEMU to end; returns its status and the whole console.
+    fn wait(mut self) -> (ExitStatus, String) {
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return (status, self.console());
+            }
+            if self.started.elapsed() > VM_TIMEOUT {
+                self.deadline_passed("the machine ending");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A command on the QEMU monitor.
+    fn monitor(&self, command: &str) {
+        let mut sock = UnixStream::connect(self.dir.path().join("monitor.sock")).unwrap();
+        writeln!(sock, "{command}").unwrap();
+        // Let QEMU read it before the connection closes.
+        sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = std::io::Read::read(&mut sock, &mut buf);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The machine powered off by envinit: QEMU exited 0, the kernel said
+/// "Power down", and nothing panicked.
+fn assert_powered_off(status: ExitStatus, console: &str) {
+    assert!(
+        !console.contains("Kernel panic"),
+        "the kernel panicked:\n{console}"
+    );
+    assert!(
+        console.contains("reboot: Power down"),
+        "no power-off:\n{console}"
+    );
+    assert!(status.success(), "QEMU: {status}\n{console}");
+}
+
+fn boot_and_wait(kit: &Kit, name: &str, tree: &Tree, append: &str) -> (ExitStatus, String) {
+    let vm = Vm::boot(
+        kit,
+        name,
+        &tree.cpio(),
+        Options {
+            append,
+            ..Options::default()
+        },
+    );
+    vm.wait()
+}
+
+// ---------------------------------------------------------------------------
+// The cases
+
+#[test]
+fn the_app_runs_on_the_console_with_kernel_env_and_args_then_the_machine_powers_off() {
+    let Some(kit) = kit() else { return };
+    let mut tree = Tree::base(kit);
+    // As `docker export` leaves it: /dev/console an empty regular file, no
+    // /proc, /sys or /run to mount on (envinit creates them).
+    tree.dir("dev");
+    tree.text("dev/console", "");
+    tree.script(
+        "app.sh",
+        r#"echo "app: argc=$# 1=$1 2=$2"
+echo "app: GREETING=$GREETING PATH=$PATH"
+echo "app: stdout is $(readlink /proc/$$/fd/1)"
+echo "app: pid=$$ ppid=$PPID"
+exit 3
+"#,
+    );
+    let (status, console) = boot_and_wait(
+        kit,
+        "vm-basic",
+        &tree,
+        r#"GREETING=hello -- /app.sh one "two words""#,
+    );
+    assert!(
+        console.contains("app: argc=2 1=one 2=two words"),
+        "{console}"
+    );
+    assert!(
+        console.contains(
+            "app: GREETING=hello PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        ),
+        "{console}"
+    );
+    assert!(console.contains("app: stdout is /dev/console"), "{console}");
+    assert!(console.contains("ppid=1"), "{console}");
+    assert!(console.contains("envinit: exit code=3\n"), "{console}");
+    assert_powered_off(status, &console);
+}
+
+#[test]
+fn an_image_config_gives_entrypoint_cmd_env_workdir_and_user() {
+    let Some(kit) = kit() else { return };
+    let mut tree = Tree::base(kit);
+    tree.dir("etc/envinit");
+    tree.text(
+        "etc/envinit/image.json",
+        r#"{"Hostname":"from-image","User":"nobody","Env":["PATH=/bin:/sbin","A=image","B=image"],
+            "Cmd":["from-cmd"],"WorkingDir":"/srv/app","Entrypoint":["/bin/sh","/entry.sh"],
+            "Labels":{"x":"y"},"StopSignal":"SIGTERM"}"#,
+    );
+    tree.script(
+        "entry.sh",
+        r#"echo "entry: args=$* A=$A B=$B PATH=$PATH pwd=$(pwd) host=$(hostname) uid=$(id -u)"
+"#,
+    );
+    let (status, console) = boot_and_wait(kit, "vm-image", &tree, "B=kernel");
+    assert!(
+        console.contains(
+            "entry: args=from-cmd A=image B=kernel PATH=/bin:/sbin pwd=/srv/app host=from-image"
+        ),
+        "{console}"
+    );
+    // User is applied as --user: the command runs as nobody.
+    assert!(console.contains("uid=65534"), "{console}");
+    assert!(console.contains("envinit: exit code=0"), "{console}");
+    assert_powered_off(status, &console);
+}
+
+#[test]
+fn an_envinit_entrypoint_renders_templates_with_the_vms_memory() {
+    let Some(kit) = kit() else { return };
+    let mut tree = Tree::base(kit);
+    tree.dir("etc/envinit");
+    tree.text(
+        "etc/envinit/image.json",
+        r#"{"Entrypoint":["/sbin/envinit","--template","/etc/app.conf.tmpl:/run/app.conf"],
+            "Cmd":["/bin/sh","-c","cat /run/app.conf; grep MemTotal /proc/meminfo; echo ppid=$PPID"]}"#,
+    );
+    tree.text(
+        "etc/app.conf.tmpl",
+        "memory_mib={{ container.memory_mib }}\ncpus={{ container.cpus }}\n",
+    );
+    let (status, console) = boot_and_wait(kit, "vm-template", &tree, "");
+    let field = |prefix: &str| -> u64 {
+        let line = console
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line:\n{console}"));
+        line.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let mem_total_kib = field("MemTotal:");
+    assert_eq!(field("memory_mib="), mem_total_kib / 1024, "{console}");
+    assert!(
+        (200..=256).contains(&field("memory_mib=")),
+        "a 256 MiB machine:\n{console}"
+    );
+    assert_eq!(field("cpus="), 1, "{console}");
+    // One envinit: the command is its child, not a second envinit's.
+    assert!(console.contains("ppid=1"), "{console}");
+    assert_powered_off(status, &console);
+}
+
+#[test]
+fn proc_sys_dev_pts_and_shm_are_usable_and_orphans_are_reaped() {
+    let Some(kit) = kit() else { return };
+    let mut tree = Tree::base(kit);
+    tree.script(
+        "app.sh",
+        r#"for d in /proc /sys /dev /dev/pts /dev/shm /dev/mqueue /run /sys/fs/cgroup; do
+  grep -q "^[^ ]* $d " /proc/mounts && echo "mounted $d"
+done
+echo "fd link $(readlink /dev/fd) $(readlink /dev/stdin) ptmx $(readlink /dev/ptmx)"
+echo probe > /dev/shm/x && echo "shm: $(cat /dev/shm/x)"
+# A pty: opening /dev/ptmx allocates one in this devpts instance.
+exec 3<>/dev/ptmx && echo "pty: $(ls /dev/pts | tr '\n' ' ')"
+exec 3>&-
+echo "lo flags: $(cat /sys/class/net/lo/flags)"
+# Orphans: their parent exits at once, so they are reparented to PID 1.
+sh -c 'sleep 0.3 & sleep 0.3 & exit 0'
+sleep 1.5
+zombies=0
+for s in /proc/[0-9]*/stat; do
+  case "$(cat $s 2>/dev/null)" in *") Z "*) zombies=$((zombies+1));; esac
+done
+echo "zombies: $zombies"
+# One more left running at the end: envinit stops it before powering off.
+sleep 1000 &
+exit 0
+"#,
+    );
+    let (status, console) = boot_and_wait(kit, "vm-fs", &tree, "-- /app.sh");
+    for dir in [
+        "/proc",
+        "/sys",
+        "/dev",
+        "/dev/pts",
+        "/dev/shm",
+        "/dev/mqueue",
+        "/run",
+        "/sys/fs/cgroup",
+    ] {
+        assert!(
+            console.contains(&format!("mounted {dir}\n")),
+            "{dir}:\n{console}"
+        );
+    }
+    assert!(
+        console.contains("fd link /proc/self/fd /proc/self/fd/0 ptmx pts/ptmx"),
+        "{console}"
+    );
+    assert!(console.contains("shm: probe"), "{console}");
+    assert!(console.contains("pty: 0 ptmx"), "{console}");
+    assert!(console.contains("lo flags: 0x9"), "loopback up:\n{console}");
+    assert!(console.contains("zombies: 0"), "{console}");
+    assert!(console.contains("envinit: exit code=0"), "{console}");
+    assert_powered_off(status, &console);
+}
+
+/// An app that says "ready" and then runs until a signal.
+fn stop_test_tree(kit: &Kit, trap: &str, stop_signal: &str) -> Tree {
+    let mut tree = Tree::base(kit);
+    tree.dir("etc/envinit");
+    tree.text(
+        "etc/envinit/image.json",
+        &format!(r#"{{"Cmd":["/bin/sh","/app.sh"],"StopSignal":"{stop_signal}"}}"#),
+    );
+    tree.script(
+        "app.sh",
+        &format!("{trap}\necho app: ready\nwhile true; do sleep 0.1; done\n"),
+    );
+    tree
+}
+
+#[test]
+fn ctrl_alt_del_sends_the_stop_signal_and_the_machine_powers_off() {
+    let Some(kit) = kit() else { return };
+    let tree = stop_test_tree(
+        kit,
+        r#"trap 'echo "app: got USR1"; exit 7' USR1"#,
+        "SIGUSR1",
+    );
+    let mut vm = Vm::boot(
+        kit,
+        "vm-cad",
+        &tree.cpio(),
+        Options {
+            append: "ENVINIT_GRACE=30s",
+            ..Options::default()
+        },
+    );
+    vm.wait_for("app: ready", 1);
+    let sent = Instant::now();
+    vm.monitor("sendkey ctrl-alt-delete");
+    let (status, console) = vm.wait();
+    let took = sent.elapsed();
+    assert!(console.contains("app: got USR1"), "{console}");
+    assert!(console.contains("envinit: exit code=7"), "{console}");
+    assert!(
+        took < Duration::from_secs(20),
+        "took {took:?}, within the grace of 30 s"
+    );
+    assert_powered_off(status, &console);
+}
+
+#[test]
+fn an_app_that_ignores_ctrl_alt_del_is_killed_after_the_grace_period() {
+    let Some(kit) = kit() else { return };
+    let tree = stop_test_tree(kit, "trap '' TERM INT", "");
+    let mut vm = Vm::boot(
+        kit,
+        "vm-cad-ignored",
+        &tree.cpio(),
+        Options {
+            append: "ENVINIT_GRACE=2s",
+            ..Options::default()
+        },
+    );
+    vm.wait_for("app: ready", 1);
+    let sent = Instant::now();
+    vm.monitor("sendkey ctrl-alt-delete");
+    let (status, console) = vm.wait();
+    let took = sent.elapsed();
+    assert!(console.contains("grace period over"), "{console}");
+    assert!(console.contains("envinit: exit code=137"), "{console}");
+    assert!(
+        took >= Duration::from_secs(2),
+        "killed before the grace: {took:?}"
+    );
+    assert_powered_off(status, &console);
+}
+
+#[test]
+fn vm_exit_reboot_restarts_the_machine() {
+    let Some(kit) = kit() else { return };
+    let mut tree = Tree::base(kit);
+    tree.script("app.sh", "echo app: booted\n");
+    let mut vm = Vm::boot(
+        kit,
+        "vm-reboot",
+        &tree.cpio(),
+        Options {
+            append: "ENVINIT_VM_EXIT=reboot -- /app.sh",
+            no_reboot: false,
+            ..Options::default()
+        },
+    );
+    vm.wait_for("app: booted", 2);
+    let console = vm.console();
+    assert!(console.contains("reboot: Restarting system"), "{console}");
+    assert!(!console.contains("Kernel panic"), "{console}");
+}
+
+#[test]
+fn a_failed_mount_is_one_line_then_power_off_with_71() {
+    let Some(kit) = kit() else { return };
+    let mut tree = Tree::base(kit);
+    // /sys is a file: nothing can be mounted on it.
+    tree.text("sys", "not a directory\n");
+    let (status, console) = boot_and_wait(kit, "vm-mount-fails", &tree, "-- /bin/true");
+    assert!(
+        console.contains("envinit: error: cannot mount sysfs on /sys: Not a directory"),
+        "{console}"
+    );
+    assert!(console.contains("envinit: exit code=71"), "{console}");
+    assert_powered_off(status, &console);
+}
+
+/// The `init=` path: an ext4 root on a virtio disk, reached through a
+/// busybox first stage that moves its /proc and /sys over (so `--vm on`).
+#[test]
+fn init_path_ext4_root_on_a_virtio_disk() {
+    let Some(kit) = kit() else { return };
+    if !prerequisite(
+        "mkfs.ext4",
+        which("mkfs.ext4")
+            .is_none()
+            .then(|| "e2fsprogs is not installed".into()),
+    ) {
+        return;
+    }
+    let work = TempDir::new("vm-init-path");
+    // The root filesystem, as `docker export` of an image would give it.
+    let mut root = Tree::base(kit);
+    for dir in ["proc", "sys", "dev", "run"] {
+        root.dir(dir);
+    }
+    root.text("dev/console", "");
+    root.link("sbin/init", "envinit");
+    root.script(
+        "app.sh",
+        r#"echo "app: on $(grep ' / ' /proc/mounts | cut -d' ' -f1,3) args=$* ROOTVAR=$ROOTVAR"
+echo "app: pts $(grep -c ' /dev/pts ' /proc/mounts) proc $(grep -c ' /proc ' /proc/mounts)"
+"#,
+    );
+    let dir = work.path().join("root");
+    root.write_to(&dir);
+    let image = work.path().join("root.img");
+    run(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-d"])
+        .arg(&dir)
+        .arg(&image)
+        .arg("64M"))
+    .unwrap();
+
+    // The first stage: load virtio, mount the disk, switch_root into envinit.
+    let mut stage = Tree::default();
+    for d in ["bin", "lib", "proc", "sys", "dev", "newroot"] {
+        stage.dir(d);
+    }
+    stage.file("bin/busybox", fs::read(&kit.busybox).unwrap(), 0o755);
+    for applet in APPLETS {
+        stage.link(&format!("bin/{applet}"), "busybox");
+    }
+    let mut insmods = String::new();
+    for module in &kit.modules {
+        let name = module.file_name().unwrap().to_str().unwrap();
+        stage.file(&format!("lib/{name}"), fs::read(module).unwrap(), 0o644);
+        insmods.push_str(&format!("insmod /lib/{name}\n"));
+    }
+    stage.script(
+        "init",
+        &format!(
+            r#"export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+{insmods}
+n=0
+while [ ! -b /dev/vda ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done
+mount -t ext4 /dev/vda /newroot || echo "stage: cannot mount /dev/vda"
+# As Debian's initramfs does: /proc and /sys move into the new root
+# (so envinit needs ENVINIT_VM=on and mounts only the rest).
+mount --move /proc /newroot/proc
+mount --move /sys /newroot/sys
+umount -l /dev
+exec switch_root /newroot /sbin/init "$@"
+"#
+        ),
+    );
+    let vm = Vm::boot(
+        kit,
+        "vm-init-path-qemu",
+        &stage.cpio(),
+        Options {
+            append: "ROOTVAR=from-kernel ENVINIT_VM=on -- /app.sh hello",
+            rdinit: "/init",
+            disk: Some(&image),
+            ..Options::default()
+        },
+    );
+    let (status, console) = vm.wait();
+    assert!(
+        console.contains("app: on /dev/vda ext4 args=hello ROOTVAR=from-kernel"),
+        "{console}"
+    );
+    // /proc was there already (mounted once), /dev/pts was added.
+    assert!(console.contains("app: pts 1 proc 1"), "{console}");
+    assert!(console.contains("envinit: exit code=0"), "{console}");
+    assert_powered_off(status, &console);
+    // envinit remounted the root read-only before powering off: clean.
+    let state = run(Command::new("dumpe2fs").arg("-h").arg(&image)).unwrap_or_default();
+    assert!(
+        state
+            .lines()
+            .any(|l| l.starts_with("Filesystem state:") && l.trim_end().ends_with("clean")),
+        "the root filesystem was not left clean:\n{state}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Without a machine
+
+#[test]
+fn vm_on_outside_pid1_is_a_usage_error() {
+    let out = Command::new(envinit())
+        .args(["--vm", "on", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--vm on: envinit is not PID 1"), "{stderr}");
+}
+
+#[test]
+fn facts_that_cannot_be_read_are_errors_at_the_template_position() {
+    if !prerequisite(
+        "unshare --mount",
+        run(Command::new("unshare").args(["--mount", "true"])).err(),
+    ) {
+        return;
+    }
+    let dir = TempDir::new("vm-no-proc");
+    let template = dir.path().join("app.conf.tmpl");
+    fs::write(
+        &template,
+        "workers = 2\nheap = {{ container.memory_mib }}m\n",
+    )
+    .unwrap();
+    // A mount namespace whose /proc is gone, envinit not PID 1 (so not a VM).
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("umount -l /proc && exec \"$0\" --check -t \"$1\"")
+        .arg(envinit())
+        .arg(format!("{}:{}", template.display(), dir.join("app.conf")))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:2:11: container.memory_mib: cannot read /proc/meminfo: No such file or directory",
+            template.display()
+        )),
+        "{stderr}"
+    );
+}
