@@ -613,6 +613,17 @@ impl Raw {
     fn last(&self) -> Option<&str> {
         self.values.last().map(String::as_str)
     }
+
+    /// The last value, read by `parse`; `None` when there is none.
+    fn parse_last<T>(
+        &self,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, SettingsError> {
+        self.last()
+            .map(parse)
+            .transpose()
+            .map_err(|e| self.error(e))
+    }
 }
 
 fn env_name(option: &str) -> String {
@@ -699,28 +710,13 @@ fn build(
 
     let mut supervise = SuperviseSettings::default();
     if let Some(r) = raw("grace") {
-        supervise.grace = r
-            .last()
-            .map(parse_duration)
-            .transpose()
-            .map_err(|e| r.error(e))?
-            .unwrap_or(supervise.grace);
+        supervise.grace = r.parse_last(parse_duration)?.unwrap_or(supervise.grace);
     }
     if let Some(r) = raw("pre-stop-delay") {
-        supervise.pre_stop_delay = r
-            .last()
-            .map(parse_duration)
-            .transpose()
-            .map_err(|e| r.error(e))?
-            .unwrap_or_default();
+        supervise.pre_stop_delay = r.parse_last(parse_duration)?.unwrap_or_default();
     }
     if let Some(r) = raw("signal-group") {
-        supervise.signal_group = r
-            .last()
-            .map(parse_bool)
-            .transpose()
-            .map_err(|e| r.error(e))?
-            .unwrap_or(false);
+        supervise.signal_group = r.parse_last(parse_bool)?.unwrap_or(false);
     }
     if let Some(r) = raw("rewrite") {
         for v in &r.values {
@@ -760,12 +756,7 @@ fn build(
         }
     }
     if let Some(r) = raw("check") {
-        render.check = r
-            .last()
-            .map(parse_bool)
-            .transpose()
-            .map_err(|e| r.error(e))?
-            .unwrap_or(false);
+        render.check = r.parse_last(parse_bool)?.unwrap_or(false);
     }
 
     // Only looked at when given: start-up pays nothing for VM mode.
@@ -835,12 +826,7 @@ fn follow_settings(
         }
     }
     if let Some(r) = raw("log-prefix") {
-        follow.prefix = r
-            .last()
-            .map(parse_bool)
-            .transpose()
-            .map_err(|e| r.error(e))?
-            .unwrap_or(false);
+        follow.prefix = r.parse_last(parse_bool)?.unwrap_or(false);
     }
     Ok(follow)
 }
@@ -857,12 +843,7 @@ fn start_up(
         launch.user = r.last().map(String::from);
     }
     if let Some(r) = raw("export-file-vars") {
-        launch.export_file_vars = r
-            .last()
-            .map(parse_bool)
-            .transpose()
-            .map_err(|e| r.error(e))?
-            .unwrap_or(false);
+        launch.export_file_vars = r.parse_last(parse_bool)?.unwrap_or(false);
     }
     let (wait, _) = checks(raw("wait"), raw("wait-timeout"), Checks::wait_default())?;
     let (probe, probe_cli) = checks(raw("probe"), raw("probe-timeout"), Checks::probe_default())?;
