@@ -58,7 +58,9 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options> {
             }
             "--ignore-stop" => options.ignore_stop = true,
             "--worker" => options.role = "worker",
-            other => bail!("unknown argument {other:?} (usage: signals [--workers N] [--ignore-stop])"),
+            other => {
+                bail!("unknown argument {other:?} (usage: signals [--workers N] [--ignore-stop])")
+            }
         }
     }
     Ok(options)
