@@ -605,26 +605,38 @@ fn podman_runs_the_java_image_with_the_same_render_and_stop() {
     ) {
         return;
     }
-    let name = format!("envinit-ex-podman-java-{}", std::process::id());
-    let c = Container::start_with(
-        "podman",
-        &name,
-        &["--memory", "256m", "envinit-ex-java:latest"],
-    );
-    let logs = c.wait_log("ready", START);
-    let options = c.exec(&["cat", "/etc/app/jvm.options"]);
-    assert!(options.contains("-Xmx192m\n"), "{options}");
-    assert!(logs.contains("max heap: 1"), "{logs}");
-    let top = c.exec(&["cat", "/proc/1/cmdline"]);
-    assert!(
-        top.starts_with("/sbin/envinit"),
-        "envinit is PID 1: {top:?}"
-    );
-    let (code, took) = c.stop(10);
-    let logs = c.logs();
-    assert_eq!(code, 0, "{logs}");
-    assert!(logs.contains("stopping: shutdown hook ran"), "{logs}");
-    assert!(took < Duration::from_secs(8), "stop took {took:?}");
+    // Without and with podman's --init (catatonit, mounted as /run/podman-init).
+    for init in [false, true] {
+        let name = format!("envinit-ex-podman-java-{}-{init}", std::process::id());
+        let mut args = vec!["--memory", "256m"];
+        if init {
+            args.push("--init");
+        }
+        args.push("envinit-ex-java:latest");
+        let c = Container::start_with("podman", &name, &args);
+        let logs = c.wait_log("ready", START);
+        let options = c.exec(&["cat", "/etc/app/jvm.options"]);
+        assert!(options.contains("-Xmx192m\n"), "{options}");
+        assert!(logs.contains("max heap: 1"), "{logs}");
+        let pid1 = c.exec(&["cat", "/proc/1/cmdline"]);
+        let expected = if init {
+            "/run/podman-init"
+        } else {
+            "/sbin/envinit"
+        };
+        assert!(
+            pid1.starts_with(expected),
+            "--init={init}: PID 1 is {pid1:?}"
+        );
+        let (code, took) = c.stop(10);
+        let logs = c.logs();
+        assert_eq!(code, 0, "--init={init}: {logs}");
+        assert!(logs.contains("stopping: shutdown hook ran"), "{logs}");
+        assert!(
+            took < Duration::from_secs(8),
+            "--init={init}: stop took {took:?}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -93,6 +93,7 @@ fn main() -> Result<()> {
         nix::unistd::getpgrp()
     );
 
+    println!("{me}: ready");
     let exe = std::env::current_exe().context("cannot find my own executable")?;
     let mut workers: Vec<Child> = Vec::new();
     for _ in 0..options.workers {
@@ -107,7 +108,6 @@ fn main() -> Result<()> {
                 .with_context(|| format!("cannot start a worker ({})", exe.display()))?,
         );
     }
-    println!("{me}: ready");
 
     for signal in signals.forever() {
         println!("{me}: {} ({signal})", name(signal));
