@@ -276,6 +276,14 @@ pub fn build_example(
         "{engine} build of examples/{example}/{dockerfile} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    if engine == "podman" {
+        // The image this build replaced, now untagged (Podman here is the
+        // tests' own).
+        let mut prune = Command::new("podman");
+        prune.args(["image", "prune", "-f"]);
+        podman_env(&mut prune);
+        let _ = run_for(&mut prune, COMMAND_TIMEOUT);
+    }
     built.get_or_insert_with(HashMap::new).insert(key, true);
     true
 }
