@@ -1,7 +1,8 @@
-//! envinit in a real image on the real Docker engine: a `FROM scratch` image
-//! holding only the static envinit and a static busybox, built from
-//! Dockerfile.example, for amd64 and for arm64 (the aarch64 build, run by
-//! qemu-user through binfmt_misc). Proves each binary is truly static and
+//! envinit in a real image on the real Docker engine: Dockerfile.example,
+//! built for amd64 and for arm64 (the aarch64 build, run by qemu-user
+//! through binfmt_misc) with its `BASE` build argument naming a local
+//! `FROM scratch` image that holds only a static busybox (no registry here
+//! to give its public default). Proves each binary is truly static and
 //! that `docker run` and `docker stop` get the exit codes and shutdown times
 //! envinit promises.
 //!
@@ -138,9 +139,12 @@ fn build_image(p: Platform) -> Option<String> {
     ) {
         return None;
     }
+    // The base image Dockerfile.example's BASE names: FROM scratch with a
+    // static busybox, since no registry can give debian:bookworm-slim here.
+    let base = build_base(p);
     // The build context Dockerfile.example documents. The classic builder
     // builds every stage, the other platform's too: an empty file stands in
-    // for the other platform's file when it was not built or fetched.
+    // for the other platform's file when it was not built.
     let dir = std::env::temp_dir().join(format!(
         "envinit-docker-{}-{}",
         p.docker,
@@ -150,16 +154,11 @@ fn build_image(p: Platform) -> Option<String> {
     std::fs::create_dir_all(dir.join("dist")).unwrap();
     std::fs::copy(root().join("Dockerfile.example"), dir.join("Dockerfile")).unwrap();
     for q in PLATFORMS {
-        let files = [
-            (q.binary(), dir.join(format!("dist/envinit-{}", q.machine))),
-            (q.busybox(), dir.join(format!("busybox-{}", q.docker))),
-        ];
-        for (from, to) in files {
-            if q == p || from.exists() {
-                std::fs::copy(&from, &to).unwrap();
-            } else {
-                std::fs::write(&to, b"").unwrap();
-            }
+        let (from, to) = (q.binary(), dir.join(format!("dist/envinit-{}", q.machine)));
+        if q == p || from.exists() {
+            std::fs::copy(&from, &to).unwrap();
+        } else {
+            std::fs::write(&to, b"").unwrap();
         }
     }
     std::fs::copy(
@@ -179,6 +178,7 @@ fn build_image(p: Platform) -> Option<String> {
     let out = run(Command::new("docker")
         .args(["build", "--no-cache", "--platform", &p.flag()])
         .args(["--build-arg", &format!("TARGETARCH={}", p.docker)])
+        .args(["--build-arg", &format!("BASE={base}")])
         .args(["-t", &name])
         .arg(&dir));
     let _ = std::fs::remove_dir_all(&dir);
@@ -210,6 +210,39 @@ fn build_image(p: Platform) -> Option<String> {
         run(Command::new("docker").args(["image", "inspect", "-f", "{{.Architecture}}", &name]));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), p.docker);
     Some(name)
+}
+
+/// Builds `p.image()` with `-base` added to its repository: FROM scratch,
+/// the platform's static busybox, its applets installed. Returns its name.
+fn build_base(p: Platform) -> String {
+    let name = p.image().replacen(':', "-base:", 1);
+    let dir = std::env::temp_dir().join(format!(
+        "envinit-docker-base-{}-{}",
+        p.docker,
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(p.busybox(), dir.join("busybox")).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n",
+    )
+    .unwrap();
+    let out = run(Command::new("docker")
+        .args(["build", "--no-cache", "--platform", &p.flag(), "-t", &name])
+        .arg(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "docker build of the base ({}) failed: {}{}",
+        p.docker,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = Command::new("docker")
+        .args(["image", "prune", "-f", "--filter", "dangling=true"])
+        .output();
+    name
 }
 
 /// `docker run --rm --platform P ARGS...`
