@@ -248,11 +248,13 @@ impl Lifecycle {
     }
 
     /// True once the main child has been reaped.
+    #[inline]
     pub fn child_gone(&self) -> bool {
         self.status.is_some()
     }
 
     /// When the supervisor must wake up even without a signal.
+    #[inline]
     pub fn deadline(&self) -> Option<Instant> {
         match self.phase {
             Phase::PreStop { until, .. } => Some(until),
@@ -283,6 +285,7 @@ impl Lifecycle {
     }
 
     /// The main child's end, once it is gone and nothing is left to reap.
+    #[inline]
     pub fn finished(&self, others_left: bool) -> Option<ChildStatus> {
         if others_left { None } else { self.status }
     }
