@@ -248,6 +248,45 @@ fn bad_users_exit_78_before_anything_starts() {
     }
 }
 
+/// A malformed /etc/passwd line is one error naming FILE:LINE, exit 78,
+/// nothing started. The broken file is bind-mounted over /etc/passwd in
+/// the test's own mount namespace (unshare --mount-proc makes one), then
+/// the shell execs envinit, which stays PID 1.
+#[test]
+fn a_malformed_passwd_line_names_file_and_line_and_starts_nothing() {
+    if !have_unshare() {
+        return;
+    }
+    let dir = TempDir::new("badpasswd");
+    let passwd = dir.join("passwd");
+    std::fs::write(
+        &passwd,
+        "root:x:0:0:root:/root:/bin/sh\nbroken-line-without-fields\n",
+    )
+    .unwrap();
+    let script =
+        format!("mount --bind {passwd} /etc/passwd && exec \"$0\" --user nobody -- echo started");
+    let mut command = Command::new("unshare");
+    command
+        .args(["--pid", "--fork", "--mount-proc", "sh", "-c", &script])
+        .arg(common::envinit())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let out = Running::spawn(command, Mode::Pid1, None, common::RUN_TIMEOUT, None).wait();
+    out.assert_code(78);
+    assert!(
+        out.out().is_empty(),
+        "the app must not start: {}",
+        out.describe()
+    );
+    assert_eq!(out.err_lines().len(), 1, "one line: {}", out.describe());
+    assert!(
+        out.err().contains("/etc/passwd:2: malformed line"),
+        "{}",
+        out.describe()
+    );
+}
+
 #[test]
 fn user_while_not_root_only_names_the_current_user() {
     if !run_ok("setpriv", &["--help"]) {
