@@ -18,12 +18,14 @@
 //! - [`lifecycle`]: what PID 1 decides on each event, free of system calls.
 //! - [`signals`]: signal names and numbers.
 //! - [`exit`]: envinit's documented exit codes.
+//! - [`appfs`]: root acting on paths the app controls, with the app's rights.
 //! - [`arena`]: the start-up allocator of the binary.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod appfs;
 pub mod arena;
 pub mod container;
 pub mod exit;

@@ -1,0 +1,1 @@
+//! Chase: resolving a path safely as root (see [`super`]).

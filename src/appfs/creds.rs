@@ -1,0 +1,1 @@
+//! Creds: acting with the app's filesystem credentials (see [`super`]).
