@@ -124,6 +124,10 @@ pub struct Unsafe {
     pub to: Node,
     /// How.
     pub via: Via,
+    /// The last symlink followed before this step (not the step's own
+    /// symlink, already in `via`), and its target: where a path went wrong
+    /// is often a symlink a few steps back (`u/link -> ../../etc`).
+    pub after: Option<(Node, PathBuf)>,
 }
 
 impl Unsafe {
@@ -132,82 +136,63 @@ impl Unsafe {
     /// (through /, owned by uid 0): an unsafe path (uid 4242 could have
     /// planted it)".
     pub fn describe(&self) -> String {
-        let (from, to) = (&self.from, &self.to);
-        let step = match &self.via {
-            Via::Entry => format!(
-                "{} is a {} owned by uid {} in {}, a directory owned by uid {}",
-                to.path.display(),
-                to.kind.name(),
-                to.uid,
-                from.path.display(),
-                from.uid
-            ),
-            Via::Link(target) => format!(
-                "{} is a symlink owned by uid {} pointing to {} (through {}, owned by uid {})",
-                from.path.display(),
-                from.uid,
-                target.display(),
-                to.path.display(),
-                to.uid
-            ),
-            Via::Parent => format!(
-                "{}/.. leads from a directory owned by uid {} to {}, owned by uid {}",
-                from.path.display(),
-                from.uid,
-                to.path.display(),
-                to.uid
-            ),
-            Via::Created => format!(
-                "{} would be a directory of uid {} in {}, a directory owned by uid {}",
-                to.path.display(),
-                to.uid,
-                from.path.display(),
-                from.uid
-            ),
-        };
-        format!("{step}: {}", self.why())
+        self.text(true)
     }
 
     /// The same without any path, for a path that is itself a value (an
-    /// `X_FILE`): only the kinds and the owners.
+    /// `X_FILE`): only the kinds and the owners, e.g. "a symlink owned by
+    /// uid 4242 leads to a directory owned by uid 0: an unsafe path (uid
+    /// 4242 could have planted it)".
     pub fn describe_owners(&self) -> String {
-        let (from, to) = (&self.from, &self.to);
-        let step = match &self.via {
-            Via::Entry => format!(
-                "a {} owned by uid {} is in a directory owned by uid {}",
-                to.kind.name(),
-                to.uid,
-                from.uid
-            ),
-            Via::Link(_) => format!(
-                "a symlink owned by uid {} leads to a {} owned by uid {}",
-                from.uid,
-                to.kind.name(),
-                to.uid
-            ),
-            Via::Parent => format!(
-                "a .. leads from a directory owned by uid {} to one owned by uid {}",
-                from.uid, to.uid
-            ),
-            Via::Created => format!(
-                "a directory of uid {} would be created in one owned by uid {}",
-                to.uid, from.uid
-            ),
-        };
-        format!("{step}: {}", self.why())
+        self.text(false)
     }
 
-    fn why(&self) -> String {
-        match self.via {
-            Via::Created => format!(
-                "an unsafe path (what uid {} owns may only hold what it owns)",
-                self.from.uid
+    fn text(&self, paths: bool) -> String {
+        let (from, to) = (&self.from, &self.to);
+        let (fp, tp) = (from.path.display(), to.path.display());
+        let (fu, tu, kind) = (from.uid, to.uid, to.kind.name());
+        let step = match (&self.via, paths) {
+            (Via::Entry, true) => {
+                format!("{tp} is a {kind} owned by uid {tu} in {fp}, a directory owned by uid {fu}")
+            }
+            (Via::Entry, false) => {
+                format!("a {kind} owned by uid {tu} is in a directory owned by uid {fu}")
+            }
+            (Via::Link(target), true) => format!(
+                "{fp} is a symlink owned by uid {fu} pointing to {} (through {tp}, owned by uid {tu})",
+                target.display()
             ),
-            _ => format!(
-                "an unsafe path (uid {} could have planted it)",
-                self.from.uid
+            (Via::Link(_), false) => {
+                format!("a symlink owned by uid {fu} leads to a {kind} owned by uid {tu}")
+            }
+            (Via::Parent, true) => format!(
+                "{fp}/.. leads from a directory owned by uid {fu} to {tp}, owned by uid {tu}"
             ),
-        }
+            (Via::Parent, false) => {
+                format!("a .. leads from a directory owned by uid {fu} to one owned by uid {tu}")
+            }
+            (Via::Created, true) => format!(
+                "{tp} would be a directory of uid {tu} in {fp}, a directory owned by uid {fu}"
+            ),
+            (Via::Created, false) => {
+                format!("a directory of uid {tu} would be created in one owned by uid {fu}")
+            }
+        };
+        let after = match &self.after {
+            Some((link, target)) if paths => format!(
+                ", after the symlink {} -> {} (owned by uid {})",
+                link.path.display(),
+                target.display(),
+                link.uid
+            ),
+            Some((link, _)) => format!(", after a symlink owned by uid {}", link.uid),
+            None => String::new(),
+        };
+        let why = match self.via {
+            Via::Created => format!("what uid {fu} owns may only hold what it owns"),
+            _ => format!("uid {fu} could have planted it"),
+        };
+        format!("{step}{after}: an unsafe path ({why})")
     }
 }
 
@@ -375,18 +360,8 @@ impl Found {
         if self.kind() != Kind::Directory {
             return Err(fail(Errno::ENOTDIR));
         }
-        let walk = Walk {
-            dir: self.fd.try_clone().map_err(|e| fail(errno_of(&e)))?,
-            st: self.st,
-            path: self.path.clone(),
-            from: Node {
-                path: self.path.clone(),
-                kind: Kind::Directory,
-                uid: self.st.st_uid,
-            },
-            link: None,
-            links: 0,
-        };
+        let dir = self.fd.try_clone().map_err(|e| fail(errno_of(&e)))?;
+        let walk = Walk::new(dir, self.st, self.path.clone());
         let mut todo = Vec::new();
         push_components(Path::new(name), &mut todo);
         walk.resolve(&mut todo)
@@ -485,10 +460,12 @@ struct Walk {
     dir: OwnedFd,
     st: FileStat,
     path: PathBuf,
-    /// What the next step goes from: the directory, or the symlink just
-    /// read (then `link` is its target).
-    from: Node,
-    link: Option<PathBuf>,
+    /// The owner of what the next step goes from: the directory, or the
+    /// symlink just read when `from_link` (then it is `last_link`).
+    from_uid: u32,
+    from_link: bool,
+    /// The last symlink read: its path, owner and target (for messages).
+    last_link: Option<(PathBuf, u32, PathBuf)>,
     links: usize,
 }
 
@@ -502,7 +479,27 @@ enum Step {
     Missing(PathBuf),
 }
 
+/// `openat` then `fstat` on the new descriptor.
+fn open_stat(dir: &OwnedFd, name: &OsStr, flags: OFlag) -> nix::Result<(OwnedFd, FileStat)> {
+    let fd = openat(dir, name, flags, Mode::empty())?;
+    let st = fstat(&fd)?;
+    Ok((fd, st))
+}
+
 impl Walk {
+    /// In the directory `dir`, nothing followed yet.
+    fn new(dir: OwnedFd, st: FileStat, path: PathBuf) -> Walk {
+        Walk {
+            dir,
+            st,
+            path,
+            from_uid: st.st_uid,
+            from_link: false,
+            last_link: None,
+            links: 0,
+        }
+    }
+
     /// At `/`, with the components of `path` (made absolute against the
     /// current directory when relative) to walk.
     fn start(path: &Path) -> Result<(Walk, Vec<Next>), Error> {
@@ -513,53 +510,57 @@ impl Walk {
             push_components(&cwd, &mut all);
             todo.extend(all);
         }
-        Ok((Walk::root()?, todo))
+        let (fd, st) = root()?;
+        Ok((Walk::new(fd, st, PathBuf::from("/")), todo))
     }
 
-    fn root() -> Result<Walk, Error> {
-        let root = Path::new("/");
-        let fd = nix::fcntl::open(root, o_path() | OFlag::O_DIRECTORY, Mode::empty())
-            .map_err(|e| Error::io(e, root))?;
-        let st = fstat(&fd).map_err(|e| Error::io(e, root))?;
-        Ok(Walk {
-            dir: fd,
-            st,
-            path: root.to_path_buf(),
-            from: Node {
-                path: root.to_path_buf(),
-                kind: Kind::Directory,
-                uid: st.st_uid,
-            },
-            link: None,
-            links: 0,
-        })
-    }
-
-    /// Checks the step from `self.from` to `to` (see the module doc).
-    fn check(&self, to: &Node, up: bool) -> Result<(), Error> {
-        if self.from.uid == 0 || self.from.uid == to.uid {
+    /// Checks the step from what the walk goes from to `to`, a `kind`
+    /// owned by `uid` at `path` (see the module doc); `up` for `..`.
+    fn check(&self, uid: u32, kind: Kind, path: &Path, up: bool) -> Result<(), Error> {
+        if self.from_uid == 0 || self.from_uid == uid {
             return Ok(());
         }
-        let via = match (&self.link, up) {
-            (Some(target), _) => Via::Link(target.clone()),
-            (None, true) => Via::Parent,
-            (None, false) => Via::Entry,
+        Err(self.refusal(uid, kind, path, up))
+    }
+
+    #[cold]
+    fn refusal(&self, uid: u32, kind: Kind, path: &Path, up: bool) -> Error {
+        let link = self.last_link.as_ref().map(|(path, uid, target)| {
+            let node = Node {
+                path: path.clone(),
+                kind: Kind::Symlink,
+                uid: *uid,
+            };
+            (node, target.clone())
+        });
+        let (from, via, after) = match link {
+            Some((node, target)) if self.from_link => (node, Via::Link(target), None),
+            after => {
+                let dir = Node {
+                    path: self.path.clone(),
+                    kind: Kind::Directory,
+                    uid: self.from_uid,
+                };
+                (dir, if up { Via::Parent } else { Via::Entry }, after)
+            }
         };
-        Err(Error::Unsafe(Box::new(Unsafe {
-            from: self.from.clone(),
-            to: to.clone(),
+        let to = Node {
+            path: path.to_path_buf(),
+            kind,
+            uid,
+        };
+        Error::Unsafe(Box::new(Unsafe {
+            from,
+            to,
             via,
-        })))
+            after,
+        }))
     }
 
     /// Moves into the directory `fd`.
     fn enter(&mut self, fd: OwnedFd, st: FileStat, path: PathBuf) {
-        self.from = Node {
-            path: path.clone(),
-            kind: Kind::Directory,
-            uid: st.st_uid,
-        };
-        self.link = None;
+        self.from_uid = st.st_uid;
+        self.from_link = false;
         self.dir = fd;
         self.st = st;
         self.path = path;
@@ -592,20 +593,10 @@ impl Walk {
     }
 
     /// At the end of the path, in a directory: when the last component was
-    /// a symlink, its step to this directory (a target such as `..`) has
-    /// been checked; nothing else is left to check.
+    /// a symlink whose target ended here (`..`, `sub/..`), its step to
+    /// this directory is checked.
     fn arrived(&self) -> Result<(), Error> {
-        match self.link {
-            Some(_) => {
-                let here = Node {
-                    path: self.path.clone(),
-                    kind: Kind::Directory,
-                    uid: self.st.st_uid,
-                };
-                self.check(&here, false)
-            }
-            None => Ok(()),
-        }
+        self.check(self.st.st_uid, Kind::Directory, &self.path, false)
     }
 
     /// Walks `todo` to the end, every component a directory (created or
@@ -633,34 +624,20 @@ impl Walk {
     ) -> Result<Step, Error> {
         let name = match next {
             Next::Up => {
-                let fd = openat(
-                    &self.dir,
-                    "..",
-                    o_path() | OFlag::O_DIRECTORY,
-                    Mode::empty(),
-                )
-                .map_err(|e| Error::io(e, &self.path))?;
-                let st = fstat(&fd).map_err(|e| Error::io(e, &self.path))?;
+                let (fd, st) =
+                    open_stat(&self.dir, OsStr::new(".."), o_path() | OFlag::O_DIRECTORY)
+                        .map_err(|e| Error::io(e, &self.path))?;
                 let mut path = self.path.clone();
                 path.pop();
-                let to = Node {
-                    path: path.clone(),
-                    kind: Kind::Directory,
-                    uid: st.st_uid,
-                };
-                self.check(&to, true)?;
+                self.check(st.st_uid, Kind::Directory, &path, true)?;
                 self.enter(fd, st, path);
                 return Ok(Step::Dir);
             }
             Next::Name(name) => name,
         };
         let path = self.path.join(&name);
-        let fail = |errno| Error::io(errno, &path);
-        let (fd, st) = match openat(&self.dir, name.as_os_str(), o_path(), Mode::empty()) {
-            Ok(fd) => {
-                let st = fstat(&fd).map_err(fail)?;
-                (fd, st)
-            }
+        let (fd, st) = match open_stat(&self.dir, &name, o_path()) {
+            Ok(found) => found,
             Err(Errno::ENOENT) => match dirs {
                 Dirs::Look(uid) => {
                     if let Some(uid) = uid {
@@ -670,69 +647,52 @@ impl Walk {
                 }
                 Dirs::Make(owner) => self.make(&name, &path, owner)?,
             },
-            Err(errno) => return Err(fail(errno)),
+            Err(errno) => return Err(Error::io(errno, &path)),
         };
         let kind = Kind::of(&st);
-        let to = Node {
-            path: path.clone(),
-            kind,
-            uid: st.st_uid,
-        };
-        self.check(&to, false)?;
+        self.check(st.st_uid, kind, &path, false)?;
         match kind {
             Kind::Directory => {
                 self.enter(fd, st, path);
                 Ok(Step::Dir)
             }
             Kind::Symlink => {
-                self.follow(&fd, &path, st, todo)?;
+                self.follow(&fd, path, st.st_uid, todo)?;
                 Ok(Step::Dir)
             }
             _ if last => Ok(Step::Leaf(fd, st, name)),
-            _ => Err(fail(Errno::ENOTDIR)),
+            _ => Err(Error::io(Errno::ENOTDIR, &path)),
         }
     }
 
-    /// Reads the symlink `fd` (already checked as an entry) and puts its
-    /// target before what is left; an absolute one restarts at `/`.
+    /// Reads the symlink `fd` at `path` (already checked as an entry) and
+    /// puts its target before what is left; an absolute one restarts at
+    /// `/`.
     fn follow(
         &mut self,
         fd: &OwnedFd,
-        path: &Path,
-        st: FileStat,
+        path: PathBuf,
+        uid: u32,
         todo: &mut Vec<Next>,
     ) -> Result<(), Error> {
         self.links += 1;
         if self.links > MAX_LINKS {
-            return Err(Error::io(Errno::ELOOP, path));
+            return Err(Error::io(Errno::ELOOP, &path));
         }
-        let target = PathBuf::from(readlinkat(fd, "").map_err(|e| Error::io(e, path))?);
-        if target.as_os_str().is_empty() {
-            return Err(Error::io(Errno::ENOENT, path));
-        }
-        let link = Node {
-            path: path.to_path_buf(),
-            kind: Kind::Symlink,
-            uid: st.st_uid,
+        let target = match readlinkat(fd, "") {
+            Ok(target) if !target.is_empty() => PathBuf::from(target),
+            Ok(_) => return Err(Error::io(Errno::ENOENT, &path)),
+            Err(errno) => return Err(Error::io(errno, &path)),
         };
-        let before = todo.len();
         let absolute = push_components(&target, todo);
-        self.from = link;
-        self.link = Some(target);
+        self.last_link = Some((path, uid, target));
+        self.from_uid = uid;
+        self.from_link = true;
         if absolute {
-            let root = Walk::root()?;
-            self.check(&root.from, false)?;
-            self.enter(root.dir, root.st, root.path);
-        } else if todo.len() == before {
-            // A target such as `.`: it leads to the directory holding it.
-            let here = Node {
-                path: self.path.clone(),
-                kind: Kind::Directory,
-                uid: self.st.st_uid,
-            };
-            self.check(&here, false)?;
-            self.from = here;
-            self.link = None;
+            let (fd, st) = root()?;
+            let root = PathBuf::from("/");
+            self.check(st.st_uid, Kind::Directory, &root, false)?;
+            self.enter(fd, st, root);
         }
         Ok(())
     }
@@ -740,12 +700,7 @@ impl Walk {
     /// Checks, before making it, the directory `path` that would be owned
     /// by `uid`: the same step as once it exists.
     fn check_created(&self, path: &Path, uid: u32) -> Result<(), Error> {
-        let to = Node {
-            path: path.to_path_buf(),
-            kind: Kind::Directory,
-            uid,
-        };
-        match self.check(&to, false) {
+        match self.check(uid, Kind::Directory, path, false) {
             Err(Error::Unsafe(mut refused)) if refused.via == Via::Entry => {
                 refused.via = Via::Created;
                 Err(Error::Unsafe(refused))
@@ -772,14 +727,12 @@ impl Walk {
         };
         // Read-only rather than O_PATH: fchown needs a real descriptor. A
         // symlink swapped in fails here (O_NOFOLLOW).
-        let fd = openat(
+        let (fd, mut st) = open_stat(
             &self.dir,
             name,
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
         )
         .map_err(fail)?;
-        let mut st = fstat(&fd).map_err(fail)?;
         if let Some((uid, gid)) = owner {
             // Only the directory just made: owned by envinit, on the same
             // filesystem, empty. Anything else (a directory moved here in
@@ -796,6 +749,15 @@ impl Walk {
         }
         Ok((fd, st))
     }
+}
+
+/// `/`, opened `O_PATH`, and its status.
+fn root() -> Result<(OwnedFd, FileStat), Error> {
+    let root = Path::new("/");
+    let fd = nix::fcntl::open(root, o_path() | OFlag::O_DIRECTORY, Mode::empty())
+        .map_err(|e| Error::io(e, root))?;
+    let st = fstat(&fd).map_err(|e| Error::io(e, root))?;
+    Ok((fd, st))
 }
 
 /// Whether the directory `fd` has no entry but `.` and `..`.
