@@ -16,6 +16,13 @@
 //!    written, atomically and all-or-nothing as far as the filesystem allows
 //!    (`files.rs`).
 //!
+//! envinit renders as root for an app that may own some of the paths
+//! involved: templates, secrets, `X_FILE` files and each DEST's directory
+//! are resolved by [`crate::appfs::chase`], and a path the app's user could
+//! have redirected (a symlink or a directory of another owner inside the
+//! user's) is one more problem of step 2, found before anything is
+//! written.
+//!
 //! [`run`] is what `main` calls; [`run_with`] is the same over given values
 //! (tests, benchmarks); [`render_template`] renders one template's text.
 
