@@ -27,9 +27,10 @@
 //! - What is used is what was checked: every step and every later use
 //!   (reading a file, listing a directory, writing beside a DEST) goes
 //!   through the descriptors the walk opened, never through the path again.
-//! - At most [`MAX_LINKS`] symlinks per resolution (ELOOP beyond); every
-//!   target is at most a page (the kernel's limit), so the work and memory
-//!   of one resolution are bounded.
+//! - At most [`MAX_LINKS`] symlinks per resolution (ELOOP beyond), every
+//!   target at most a page (the kernel's limit), at most 4096 components
+//!   waiting (ENAMETOOLONG beyond): the work and memory of one resolution
+//!   are bounded.
 //! - Nothing is opened in a way that can block or have side effects: a file
 //!   is opened for reading only once its `O_PATH` descriptor shows a regular
 //!   file, then `O_NONBLOCK | O_NOFOLLOW | O_NOCTTY`, and checked to be that
@@ -54,6 +55,10 @@ use nix::sys::stat::{FileStat, Mode, fstat, mkdirat};
 
 /// The most symlinks one resolution follows (the kernel's own limit).
 pub const MAX_LINKS: usize = 40;
+
+/// The most components waiting to be walked (symlink targets nested in
+/// symlink targets could otherwise pile up 40 pages of `a/a/a/...`).
+const MAX_PENDING: usize = 4096;
 
 /// What a component is, as messages name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -685,6 +690,9 @@ impl Walk {
             Err(errno) => return Err(Error::io(errno, &path)),
         };
         let absolute = push_components(&target, todo);
+        if todo.len() > MAX_PENDING {
+            return Err(Error::io(Errno::ENAMETOOLONG, &path));
+        }
         self.last_link = Some((path, uid, target));
         self.from_uid = uid;
         self.from_link = true;
@@ -1014,6 +1022,12 @@ mod tests {
         }
         assert_eq!(read(&b.join(format!("l{}", MAX_LINKS - 1))), "end");
         assert_eq!(errno(find(&b.join(format!("l{MAX_LINKS}")))), Errno::ELOOP);
+        // Targets that pile up components end too.
+        symlink("x/".repeat(2000), b.join("w0")).unwrap();
+        symlink(format!("w0/{}", "x/".repeat(2000)), b.join("w1")).unwrap();
+        symlink(format!("w1/{}", "x/".repeat(2000)), b.join("w2")).unwrap();
+        assert_eq!(errno(find(&b.join("w1"))), Errno::ENOENT);
+        assert_eq!(errno(find(&b.join("w2"))), Errno::ENAMETOOLONG);
     }
 
     #[test]
