@@ -12,9 +12,10 @@
 //! Every step goes from a *from*, the directory the walk is in or the
 //! symlink it has just read, to a *to*: the entry opened in the directory,
 //! the `/` an absolute symlink restarts at, the first component of a
-//! relative symlink's target (or the directory holding the symlink, for a
-//! target such as `.`), the parent reached by `..`, a directory envinit
-//! creates. A step from a *from* owned by a non-root uid to a *to* owned by
+//! relative symlink's target (the directory the walk ends in, for a last
+//! symlink whose target is `.` or ends in `..`), the parent reached by
+//! `..`, a directory envinit creates. For a DEST ([`parent`]) the last
+//! component is never looked at: the writer replaces it. A step from a *from* owned by a non-root uid to a *to* owned by
 //! a different uid is refused ([`Unsafe`]); from root-owned ones anything
 //! goes. This is systemd's CHASE_SAFE (`src/basic/chase.c`), one point
 //! stricter: after a relative symlink systemd checks the next component
