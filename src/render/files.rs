@@ -1,27 +1,47 @@
 //! Files: finding the templates (a file, or every file under a directory),
 //! reading them within limits, and writing the rendered files atomically.
 //!
+//! Every path here is resolved by [`chase`] (src/appfs/), envinit being
+//! root while the app's user may own some of the directories: a template,
+//! a template directory's entries and each DEST's directory are reached
+//! component by component, and a step from a directory or symlink of a
+//! non-root user to something of another owner is refused (one line naming
+//! DEST or the template and the component), so nothing the `--user` could
+//! have planted makes envinit read or write outside where the path says.
+//!
 //! Promises:
-//! - Only regular files are read (a FIFO would block the start); a template
-//!   is at most [`MAX_TEMPLATE`] bytes; a directory walk stops at
-//!   [`MAX_DIR_DEPTH`] levels and [`MAX_FILES`] files.
+//! - Only regular files are read, never opened in a way that blocks (a
+//!   FIFO would block the start); a template is at most [`MAX_TEMPLATE`]
+//!   bytes; a directory walk stops at [`MAX_DIR_DEPTH`] levels and
+//!   [`MAX_FILES`] files.
 //! - Writes are two-phase: every output is first written to a temporary
-//!   file beside its DEST (created exclusively, written, given its mode,
-//!   fsynced); only when all of them are staged is each renamed over its
-//!   DEST, then the directories are fsynced. If staging fails, every
-//!   temporary file is removed and no DEST has changed. A DEST that is a
-//!   symlink is replaced by the rename, never followed.
+//!   file beside its DEST (created exclusively, written, given its owner and
+//!   mode, fsynced), relative to the descriptor of DEST's directory reached
+//!   safely; only when all of them are staged is each renamed over its
+//!   DEST, through the same descriptors (nothing is resolved by path again),
+//!   then the directories are fsynced. If staging fails (a refused DEST
+//!   included), every temporary file is removed and no DEST has changed.
+//!   A DEST that is a symlink is replaced by the rename, never followed.
 //! - With an owner (`--user`), every file written and every directory
 //!   created for it belong to that uid and gid; directories that already
 //!   existed keep their owner.
+//! - One descriptor per distinct DEST directory stays open from its staging
+//!   to the renames.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::Mode;
+
+use crate::appfs::chase::{self, Dirs, Found, Kind};
 
 /// The largest template file (4 MiB).
 pub const MAX_TEMPLATE: u64 = 4 << 20;
@@ -49,35 +69,55 @@ pub(crate) struct Output {
     pub mode: u32,
 }
 
+/// The end of a message for a template path that could not be resolved:
+/// why, and for a refused path, the fix.
+fn template_problem(e: &chase::Error) -> String {
+    match e {
+        chase::Error::Io { errno, .. } => format!("cannot read the template ({})", errno.desc()),
+        chase::Error::Unsafe(refused) => format!(
+            "refused: {}: give the template and the directories on its path to root, or all to one user",
+            refused.describe()
+        ),
+    }
+}
+
 /// The templates for one `--template SRC:DEST`: SRC itself, or every file
 /// under the directory SRC, sorted by path, with DEST paths mirroring the
 /// relative paths minus a trailing `.tmpl`. `count` is the number of
 /// template files found so far in this run.
 pub(crate) fn expand(src: &Path, dest: &Path, count: &mut usize) -> Result<Vec<Job>, Vec<String>> {
-    let meta = fs::metadata(src).map_err(|e| {
-        vec![format!(
-            "{}: cannot read the template ({}): check the path given to --template",
-            src.display(),
-            crate::logging::reason(&e)
-        )]
+    let found = chase::find(src).map_err(|e| {
+        let hint = match e {
+            chase::Error::Io { .. } => ": check the path given to --template",
+            chase::Error::Unsafe(_) => "",
+        };
+        vec![format!("{}: {}{hint}", src.display(), template_problem(&e))]
     })?;
-    if meta.is_file() {
-        *count += 1;
-        return Ok(vec![Job {
-            src: src.to_path_buf(),
-            dest: dest.to_path_buf(),
-            mode: meta.mode() & 0o777,
-        }]);
-    }
-    if !meta.is_dir() {
-        return Err(vec![format!(
-            "{}: not a regular file or directory: give a template file or directory",
-            src.display()
-        )]);
+    match found.kind() {
+        Kind::File => {
+            *count += 1;
+            return Ok(vec![Job {
+                src: src.to_path_buf(),
+                dest: dest.to_path_buf(),
+                mode: found.stat().st_mode & 0o777,
+            }]);
+        }
+        Kind::Directory => {}
+        _ => {
+            return Err(vec![format!(
+                "{}: not a regular file or directory: give a template file or directory",
+                src.display()
+            )]);
+        }
     }
     let mut jobs = Vec::new();
     let mut problems = Vec::new();
-    walk(src, dest, 0, count, &mut jobs, &mut problems);
+    let mut walk = Walk {
+        count,
+        jobs: &mut jobs,
+        problems: &mut problems,
+    };
+    walk.dir(&found, src, dest, 0);
     if problems.is_empty() {
         Ok(jobs)
     } else {
@@ -85,81 +125,69 @@ pub(crate) fn expand(src: &Path, dest: &Path, count: &mut usize) -> Result<Vec<J
     }
 }
 
-fn walk(
-    dir: &Path,
-    dest: &Path,
-    depth: usize,
-    count: &mut usize,
-    jobs: &mut Vec<Job>,
-    problems: &mut Vec<String>,
-) {
-    if depth >= MAX_DIR_DEPTH {
-        problems.push(format!(
-            "{}: directories nested deeper than {MAX_DIR_DEPTH} levels (a symlink loop?): flatten the template directory",
-            dir.display()
-        ));
-        return;
-    }
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            problems.push(format!(
-                "{}: cannot list the template directory ({})",
-                dir.display(),
-                crate::logging::reason(&e)
+/// A template directory walk's results so far.
+struct Walk<'a> {
+    count: &'a mut usize,
+    jobs: &'a mut Vec<Job>,
+    problems: &'a mut Vec<String>,
+}
+
+impl Walk<'_> {
+    /// Every entry of the directory `found` (at `dir` as the user named
+    /// it), each resolved from the directory's descriptor.
+    fn dir(&mut self, found: &Found, dir: &Path, dest: &Path, depth: usize) {
+        if depth >= MAX_DIR_DEPTH {
+            self.problems.push(format!(
+                "{}: directories nested deeper than {MAX_DIR_DEPTH} levels (a symlink loop?): flatten the template directory",
+                dir.display()
             ));
             return;
         }
-    };
-    let mut names = BTreeSet::new();
-    for entry in entries {
-        match entry {
-            Ok(entry) => {
-                names.insert(entry.file_name());
-            }
-            Err(e) => problems.push(format!(
-                "{}: cannot list the template directory ({})",
-                dir.display(),
-                crate::logging::reason(&e)
-            )),
-        }
-    }
-    for name in names {
-        let path = dir.join(&name);
-        let meta = match fs::metadata(&path) {
-            Ok(meta) => meta,
+        let names = match found.list() {
+            Ok(names) => names,
             Err(e) => {
-                problems.push(format!(
-                    "{}: cannot read the template ({})",
-                    path.display(),
-                    crate::logging::reason(&e)
+                self.problems.push(format!(
+                    "{}: cannot list the template directory ({})",
+                    dir.display(),
+                    e.errno().unwrap_or(Errno::EIO).desc()
                 ));
-                continue;
+                return;
             }
         };
-        if meta.is_dir() {
-            walk(&path, &dest.join(&name), depth + 1, count, jobs, problems);
-        } else if meta.is_file() {
-            *count += 1;
-            if *count > MAX_FILES {
-                if *count == MAX_FILES + 1 {
-                    problems.push(format!(
-                        "{}: more than {MAX_FILES} template files: render fewer files",
-                        path.display()
-                    ));
+        for name in names {
+            let path = dir.join(&name);
+            let entry = match found.child(&name) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    self.problems
+                        .push(format!("{}: {}", path.display(), template_problem(&e)));
+                    continue;
                 }
-                continue;
+            };
+            match entry.kind() {
+                Kind::Directory => self.dir(&entry, &path, &dest.join(&name), depth + 1),
+                Kind::File => {
+                    *self.count += 1;
+                    if *self.count > MAX_FILES {
+                        if *self.count == MAX_FILES + 1 {
+                            self.problems.push(format!(
+                                "{}: more than {MAX_FILES} template files: render fewer files",
+                                path.display()
+                            ));
+                        }
+                        continue;
+                    }
+                    self.jobs.push(Job {
+                        src: path,
+                        dest: dest.join(strip_tmpl(name)),
+                        mode: entry.stat().st_mode & 0o777,
+                    });
+                }
+                _ => self.problems.push(format!(
+                    "{}: not a regular file or directory: remove it from the template directory",
+                    path.display()
+                )),
             }
-            jobs.push(Job {
-                src: path,
-                dest: dest.join(strip_tmpl(name)),
-                mode: meta.mode() & 0o777,
-            });
-        } else {
-            problems.push(format!(
-                "{}: not a regular file or directory: remove it from the template directory",
-                path.display()
-            ));
         }
     }
 }
@@ -173,54 +201,102 @@ fn strip_tmpl(name: OsString) -> OsString {
     }
 }
 
-/// Reads a template of at most [`MAX_TEMPLATE`] bytes.
+/// Reads a template of at most [`MAX_TEMPLATE`] bytes, resolved safely
+/// (see the module doc).
 pub(crate) fn read_template(path: &Path) -> Result<Vec<u8>, String> {
-    let fail = |e: io::Error| {
-        format!(
-            "{}: cannot read the template ({})",
-            path.display(),
-            crate::logging::reason(&e)
-        )
-    };
+    let fail = |e: &chase::Error| format!("{}: {}", path.display(), template_problem(e));
     let too_large = || {
         format!(
             "{}: the template is larger than 4 MiB: split it into several templates",
             path.display()
         )
     };
-    let file = File::open(path).map_err(fail)?;
-    let meta = file.metadata().map_err(fail)?;
-    if !meta.is_file() {
+    let found = chase::find(path).map_err(|e| fail(&e))?;
+    if found.kind() != Kind::File {
         return Err(format!("{}: not a regular file", path.display()));
     }
-    if meta.len() > MAX_TEMPLATE {
+    let len = u64::try_from(found.stat().st_size).unwrap_or(0);
+    if len > MAX_TEMPLATE {
         return Err(too_large());
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    let file = found.open_read().map_err(|e| fail(&e))?;
+    let mut bytes = Vec::with_capacity(len as usize);
     file.take(MAX_TEMPLATE + 1)
         .read_to_end(&mut bytes)
-        .map_err(fail)?;
+        .map_err(|e| {
+            format!(
+                "{}: cannot read the template ({})",
+                path.display(),
+                crate::logging::reason(&e)
+            )
+        })?;
     if bytes.len() as u64 > MAX_TEMPLATE {
         return Err(too_large());
     }
     Ok(bytes)
 }
 
-/// Checks, without changing anything, that `dest` can be replaced by a
-/// file: it must not be a directory.
-pub(crate) fn check_dest(dest: &Path) -> Result<(), String> {
-    match fs::symlink_metadata(dest) {
-        Ok(meta) if meta.is_dir() => Err(format!(
-            "{}: DEST is a directory: give the path of the file to write",
-            dest.display()
-        )),
-        _ => Ok(()),
+/// The message for a DEST whose directory could not be reached or made.
+fn dest_problem(dest: &Path, e: &chase::Error) -> String {
+    match e {
+        chase::Error::Io {
+            errno: Errno::EISDIR,
+            ..
+        } => is_a_directory(dest),
+        chase::Error::Io { errno, at } => format!(
+            "{}: cannot create its directory ({}: {})",
+            dest.display(),
+            errno.desc(),
+            at.display()
+        ),
+        chase::Error::Unsafe(refused) => format!(
+            "{}: refused: {}: write to a path whose directories belong to root or to that one user",
+            dest.display(),
+            refused.describe()
+        ),
     }
+}
+
+fn is_a_directory(dest: &Path) -> String {
+    format!(
+        "{}: DEST is a directory: give the path of the file to write",
+        dest.display()
+    )
+}
+
+/// Whether `name` in the directory `dir` is a directory (not following a
+/// symlink there).
+fn names_a_directory(dir: &OwnedFd, name: &std::ffi::OsStr) -> bool {
+    nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFDIR)
+}
+
+/// Checks, without changing anything, that `dest` can be replaced by a
+/// file: its directory is reached safely (as far as it exists; with
+/// `creator`, a directory still to create is checked as owned by that uid)
+/// and DEST is not a directory.
+pub(crate) fn check_dest(dest: &Path, creator: Option<u32>) -> Result<(), String> {
+    match chase::parent(dest, Dirs::Look(creator)) {
+        Ok(Some(parent)) if names_a_directory(&parent.fd, &parent.name) => {
+            Err(is_a_directory(dest))
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(dest_problem(dest, &e)),
+    }
+}
+
+/// A DEST's directory, reached safely, open until the renames.
+struct DestDir {
+    fd: OwnedFd,
+    id: (u64, u64),
 }
 
 /// A temporary file written and synced, waiting for its rename.
 struct Staged {
-    temp: PathBuf,
+    /// Index in the [`DestDir`]s.
+    dir: usize,
+    temp: OsString,
+    name: OsString,
     dest: PathBuf,
 }
 
@@ -228,49 +304,40 @@ struct Staged {
 /// problems; when staging failed, no DEST was touched.
 pub(crate) fn write_all(outputs: &[Output], owner: Option<(u32, u32)>) -> Result<(), Vec<String>> {
     let mut staged: Vec<Staged> = Vec::with_capacity(outputs.len());
-    let mut problems = Vec::new();
-    let mut cleaned = BTreeSet::new();
-    for output in outputs {
-        let dir = parent_of(&output.dest);
-        if cleaned.insert(dir) {
-            remove_stale_staged(dir);
-        }
-    }
+    let mut dirs: Vec<DestDir> = Vec::new();
     for (n, output) in outputs.iter().enumerate() {
-        match stage(output, n, owner) {
+        match stage(output, n, owner, &mut dirs) {
             Ok(s) => staged.push(s),
             Err(message) => {
-                problems.push(message);
-                break;
+                for s in &staged {
+                    unlink(&dirs[s.dir].fd, &s.temp);
+                }
+                return Err(vec![message]);
             }
         }
     }
-    if !problems.is_empty() {
-        for s in &staged {
-            let _ = fs::remove_file(&s.temp);
-        }
-        return Err(problems);
-    }
-    let mut dirs = BTreeSet::new();
+    let mut problems = Vec::new();
+    let mut renamed = BTreeSet::new();
     for s in &staged {
-        match fs::rename(&s.temp, &s.dest) {
+        let fd = &dirs[s.dir].fd;
+        match nix::fcntl::renameat(fd, s.temp.as_os_str(), fd, s.name.as_os_str()) {
             Ok(()) => {
-                dirs.insert(parent_of(&s.dest).to_path_buf());
+                renamed.insert(s.dir);
             }
-            Err(e) => {
-                let _ = fs::remove_file(&s.temp);
+            Err(errno) => {
+                unlink(fd, &s.temp);
                 problems.push(format!(
                     "{}: cannot replace the file ({}); files listed before it were written",
                     s.dest.display(),
-                    crate::logging::reason(&e)
+                    errno.desc()
                 ));
             }
         }
     }
-    for dir in dirs {
+    for dir in renamed {
         // Makes the renames durable; a directory that cannot be opened or
         // synced (some filesystems refuse) does not undo the write.
-        if let Ok(d) = File::open(&dir) {
+        if let Ok(d) = chase::reopen_dir(&dirs[dir].fd) {
             let _ = d.sync_all();
         }
     }
@@ -281,20 +348,20 @@ pub(crate) fn write_all(outputs: &[Output], owner: Option<(u32, u32)>) -> Result
     }
 }
 
+fn unlink(dir: &OwnedFd, name: &OsString) {
+    let _ = nix::unistd::unlinkat(
+        dir,
+        name.as_os_str(),
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    );
+}
+
 /// Removes the staged files an earlier envinit left in `dir` when it was
 /// killed (SIGKILL, the OOM killer) between staging and renaming: files
 /// named exactly as [`stage`] names them, `.envinit-PID-N-N.tmp`, and
 /// nothing else. A directory that cannot be read is left alone.
-fn remove_stale_staged(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if is_staged_name(name.as_encoded_bytes()) {
-            let _ = fs::remove_file(entry.path());
-        }
-    }
+fn remove_stale_staged(dir: &OwnedFd) {
+    chase::remove_matching(dir, is_staged_name);
 }
 
 /// `.envinit-PID-N-N.tmp`, with decimal numbers.
@@ -312,42 +379,62 @@ fn is_staged_name(name: &[u8]) -> bool {
             .all(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit))
 }
 
-fn parent_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-fn stage(output: &Output, n: usize, owner: Option<(u32, u32)>) -> Result<Staged, String> {
+/// Reaches (or makes) DEST's directory, then writes the output to a new
+/// temporary file in it.
+fn stage(
+    output: &Output,
+    n: usize,
+    owner: Option<(u32, u32)>,
+    dirs: &mut Vec<DestDir>,
+) -> Result<Staged, String> {
     let dest = &output.dest;
-    let fail = |what: &str, e: io::Error| {
-        format!(
-            "{}: cannot {what} ({})",
-            dest.display(),
-            crate::logging::reason(&e)
-        )
-    };
-    check_dest(dest)?;
-    let dir = parent_of(dest);
-    match owner {
-        None => fs::create_dir_all(dir).map_err(|e| fail("create its directory", e))?,
-        Some(owner) => {
-            create_dirs_owned(dir, owner).map_err(|e| fail("create its directory", e))?
+    let parent = match chase::parent(dest, Dirs::Make(owner)) {
+        Ok(Some(parent)) => parent,
+        // Make never stops at a missing directory.
+        Ok(None) => {
+            return Err(dest_problem(
+                dest,
+                &chase::Error::Io {
+                    errno: Errno::ENOENT,
+                    at: dest.to_path_buf(),
+                },
+            ));
         }
+        Err(e) => return Err(dest_problem(dest, &e)),
+    };
+    if names_a_directory(&parent.fd, &parent.name) {
+        return Err(is_a_directory(dest));
     }
+    let dir = match dirs.iter().position(|d| d.id == parent.id) {
+        Some(i) => i,
+        None => {
+            remove_stale_staged(&parent.fd);
+            dirs.push(DestDir {
+                fd: parent.fd,
+                id: parent.id,
+            });
+            dirs.len() - 1
+        }
+    };
+    let fd = &dirs[dir].fd;
+    let fail = |what: &str, reason: String| format!("{}: cannot {what} ({reason})", dest.display());
     let mut attempt = 0u32;
     let (temp, mut file) = loop {
-        let temp = dir.join(format!(".envinit-{}-{n}-{attempt}.tmp", std::process::id()));
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)
-        {
-            Ok(file) => break (temp, file),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 1000 => attempt += 1,
-            Err(e) => return Err(fail("create a temporary file beside it", e)),
+        let temp = OsString::from(format!(".envinit-{}-{n}-{attempt}.tmp", std::process::id()));
+        match nix::fcntl::openat(
+            fd,
+            temp.as_os_str(),
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        ) {
+            Ok(file) => break (temp, File::from(file)),
+            Err(Errno::EEXIST) if attempt < 1000 => attempt += 1,
+            Err(errno) => {
+                return Err(fail(
+                    "create a temporary file beside it",
+                    errno.desc().to_string(),
+                ));
+            }
         }
     };
     let written = file
@@ -356,41 +443,29 @@ fn stage(output: &Output, n: usize, owner: Option<(u32, u32)>) -> Result<Staged,
             Some((uid, gid)) => std::os::unix::fs::fchown(&file, Some(uid), Some(gid)),
             None => Ok(()),
         })
-        .and_then(|()| file.set_permissions(fs::Permissions::from_mode(output.mode)))
+        .and_then(|()| file.set_permissions(std::fs::Permissions::from_mode(output.mode)))
         .and_then(|()| file.sync_all());
     if let Err(e) = written {
         drop(file);
-        let _ = fs::remove_file(&temp);
-        return Err(fail("write a temporary file beside it", e));
+        unlink(fd, &temp);
+        return Err(fail(
+            "write a temporary file beside it",
+            crate::logging::reason(&e),
+        ));
     }
     Ok(Staged {
+        dir,
         temp,
+        name: parent.name,
         dest: dest.clone(),
     })
-}
-
-/// `create_dir_all`, with each directory it creates given to `owner`.
-fn create_dirs_owned(dir: &Path, (uid, gid): (u32, u32)) -> io::Result<()> {
-    let mut missing = Vec::new();
-    let mut at = Some(dir);
-    while let Some(d) = at.filter(|d| !d.as_os_str().is_empty()) {
-        if fs::symlink_metadata(d).is_ok() {
-            break;
-        }
-        missing.push(d);
-        at = d.parent();
-    }
-    fs::create_dir_all(dir)?;
-    for d in missing.into_iter().rev() {
-        std::os::unix::fs::lchown(d, Some(uid), Some(gid))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use std::fs;
+    use std::os::unix::fs::{MetadataExt, symlink};
 
     fn tempdir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("envinit-files-{name}-{}", std::process::id()));

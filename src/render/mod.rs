@@ -16,6 +16,13 @@
 //!    written, atomically and all-or-nothing as far as the filesystem allows
 //!    (`files.rs`).
 //!
+//! envinit renders as root for an app that may own some of the paths
+//! involved: templates, secrets, `X_FILE` files and each DEST's directory
+//! are resolved by [`crate::appfs::chase`], and a path the app's user could
+//! have redirected (a symlink or a directory of another owner inside the
+//! user's) is one more problem of step 2, found before anything is
+//! written.
+//!
 //! [`run`] is what `main` calls; [`run_with`] is the same over given values
 //! (tests, benchmarks); [`render_template`] renders one template's text.
 
@@ -145,7 +152,11 @@ fn render_all(
             MAX_TOTAL_OUTPUT >> 20
         ));
     }
-    check_dests(&outputs, &mut problems);
+    // The owner of the directories a start creates for a DEST, checked with
+    // the rest of the path; --check does not resolve --user, so there only
+    // the directories that exist are checked.
+    let creator = (!settings.check).then(|| owner.map_or_else(crate::appfs::chase::euid, |o| o.0));
+    check_dests(&outputs, creator, &mut problems);
     if !problems.is_empty() {
         return Err(Failure { problems });
     }
@@ -163,8 +174,8 @@ fn render_all(
     })
 }
 
-/// Every DEST once, and none a directory.
-fn check_dests(outputs: &[files::Output], problems: &mut Vec<String>) {
+/// Every DEST once, none a directory, each reached safely (see `files.rs`).
+fn check_dests(outputs: &[files::Output], creator: Option<u32>, problems: &mut Vec<String>) {
     let mut seen: Vec<&Path> = Vec::with_capacity(outputs.len());
     let mut sorted: Vec<&PathBuf> = outputs.iter().map(|o| &o.dest).collect();
     sorted.sort();
@@ -178,7 +189,7 @@ fn check_dests(outputs: &[files::Output], problems: &mut Vec<String>) {
         seen.push(dest);
     }
     for output in outputs {
-        if let Err(message) = files::check_dest(&output.dest) {
+        if let Err(message) = files::check_dest(&output.dest, creator) {
             problems.push(message);
         }
     }

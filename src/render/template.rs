@@ -6,8 +6,10 @@
 //! Promises: only `{{` starts a tag; every other byte is text, kept as is.
 //! In a run of three or more `{`, the last two open the tag (so JSON such as
 //! `{{{ X | json }}: 1}` works). A tag ends at the first `}}` outside a
-//! string. Every problem is collected (parsing goes on after a bad tag);
-//! an unclosed tag or string ends the parse. No recursion here: nesting
+//! string. Every problem is collected (parsing goes on after a bad tag):
+//! a string left open on its line is taken to end at the first `}}` after
+//! its quote on that line (else at the line's end), and the tag with it;
+//! only a tag or string still open at the end of the file ends the parse. No recursion here: nesting
 //! deeper than [`MAX_DEPTH`] is an error, so the tree stays shallow for the
 //! recursive passes that follow.
 
@@ -318,7 +320,22 @@ impl<'a> Parser<'a> {
                                     "this string is never closed on its line: add \" at its end"
                                         .into(),
                                 );
-                                return None;
+                                // Go on as if it were closed where the tag
+                                // most likely ends: at the first }} after
+                                // the quote on its line, else at the line's
+                                // end; the rest of the file is still checked.
+                                let line = self.src.get(start..i).unwrap_or("");
+                                return Some(match line.find("}}") {
+                                    Some(at) => {
+                                        let text = line.get(1..at).unwrap_or("").to_string();
+                                        toks.push((Tok::Str(text), start));
+                                        (toks, start + at + 2)
+                                    }
+                                    None => {
+                                        toks.push((Tok::Str(text), start));
+                                        (toks, i)
+                                    }
+                                });
                             }
                             '\\' => {
                                 let escaped = rest[1..].chars().next();

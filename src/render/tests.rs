@@ -301,6 +301,50 @@ fn syntax_and_evaluation_problems_are_reported_together() {
     assert_eq!(e.len(), 2, "{e:?}");
 }
 
+/// Issue 13: a string left open on its line no longer hides the file's
+/// later problems; each is reported at its position.
+#[test]
+fn an_unclosed_string_does_not_hide_later_problems() {
+    let e = err(
+        "{{ \"abc }}\n{{ X | nope }}\n{{ if }}{{ endif }}\n{{ Y }}\n",
+        &[],
+    );
+    assert_eq!(
+        e,
+        vec![
+            "t:1:4: this string is never closed on its line: add \" at its end",
+            "t:2:8: unknown formatter \"nope\": use upper, lower, json, shell, default, percent, div, mul, add, sub, min or max",
+            "t:3:1: if needs a condition: {{ if NAME }}, {{ if secrets.NAME }} or {{ if container.memory_limited }}",
+            "t:4:4: Y is not set: set it, or give a default: {{ Y | default \"...\" }}",
+        ]
+    );
+    // Without }} on its line the tag ends with the line; with one, the tag
+    // ends there and the rest of the line is parsed.
+    let e = err(
+        "a {{ \"oops\nb {{ X | nope }}\nc {{ Z | default \"x }} {{ W | nope }}\n",
+        &[],
+    );
+    let positions: Vec<String> = e
+        .iter()
+        .map(|p| p.splitn(4, ':').take(3).collect::<Vec<_>>().join(":"))
+        .collect();
+    assert_eq!(
+        positions,
+        vec!["t:1:6", "t:2:10", "t:3:18", "t:3:31"],
+        "{e:?}"
+    );
+    assert!(e[0].contains("never closed on its line"), "{e:?}");
+    assert!(e[2].contains("never closed on its line"), "{e:?}");
+    // An open string at the very end still ends the parse, with one line.
+    assert_eq!(
+        err("{{ A | nope }}{{ \"abc", &[]),
+        vec![
+            "t:1:8: unknown formatter \"nope\": use upper, lower, json, shell, default, percent, div, mul, add, sub, min or max",
+            "t:1:18: this string is never closed: add \" at its end",
+        ]
+    );
+}
+
 #[test]
 fn not_utf8_templates_are_refused_with_a_position() {
     let e = render_template("t", b"ok\nab\xffcd", &values(&[])).unwrap_err();

@@ -8,6 +8,10 @@
 //!   is decoded, and it is an error if it is not UTF-8.
 //! - Errors never contain a variable's or a file's content (nor the path in
 //!   an `X_FILE`, which is a value too).
+//! - Secrets and `X_FILE` files are read by root for the app: each path is
+//!   resolved by [`chase`] (src/appfs/), so a symlink the app's user planted
+//!   on the way (or a file of root's in the user's directory) is refused
+//!   instead of read; only regular files are opened, never blocking.
 //! - Every value is at most [`MAX_VALUE`] bytes, and files read during one run
 //!   total at most [`MAX_FILES_TOTAL`] bytes, so no input makes envinit
 //!   allocate without bound.
@@ -15,7 +19,6 @@
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -23,6 +26,7 @@ use std::rc::Rc;
 use nix::errno::Errno;
 use nix::libc;
 
+use crate::appfs::chase;
 use crate::container::{Facts, Unreadable};
 
 /// The largest value envinit accepts: a variable, a secret or an `X_FILE`
@@ -88,6 +92,17 @@ enum ReadError {
     NotUtf8,
     NotAFile,
     Budget,
+    /// The path makes an unsafe step (src/appfs/chase.rs).
+    Unsafe(Box<chase::Unsafe>),
+}
+
+impl From<chase::Error> for ReadError {
+    fn from(e: chase::Error) -> Self {
+        match e {
+            chase::Error::Io { errno, .. } => ReadError::Io(errno as i32),
+            chase::Error::Unsafe(refused) => ReadError::Unsafe(refused),
+        }
+    }
 }
 
 impl Values {
@@ -283,15 +298,18 @@ impl Values {
         result
     }
 
+    /// Envinit reads as root for the app: the path is resolved safely
+    /// ([`chase`]), so a symlink the app's user planted on the way cannot
+    /// point the read at another file.
     fn read_file_uncached(&self, path: &Path) -> Result<Rc<str>, ReadError> {
-        let meta = std::fs::metadata(path).map_err(|e| ReadError::Io(errno_of(&e)))?;
-        if !meta.is_file() {
+        let found = chase::find(path)?;
+        if found.kind() != chase::Kind::File {
             return Err(ReadError::NotAFile);
         }
-        if meta.len() > MAX_VALUE as u64 + 2 {
+        if u64::try_from(found.stat().st_size).unwrap_or(0) > MAX_VALUE as u64 + 2 {
             return Err(ReadError::TooLarge);
         }
-        let file = File::open(path).map_err(|e| ReadError::Io(errno_of(&e)))?;
+        let file = found.open_read()?;
         let mut bytes = Vec::new();
         file.take(MAX_VALUE as u64 + 3)
             .read_to_end(&mut bytes)
@@ -336,6 +354,10 @@ impl ReadError {
             ReadError::TooLarge => "is larger than 1 MiB: values are limited to 1 MiB".into(),
             ReadError::NotUtf8 => format!("is not valid UTF-8 text: {name} must be text"),
             ReadError::Budget => "would take the files read in this run over 64 MiB".into(),
+            ReadError::Unsafe(refused) => format!(
+                "is refused: {}: point {file_var} at a file whose directories belong to root or to that one user",
+                refused.describe_owners()
+            ),
         }
     }
 
@@ -350,6 +372,10 @@ impl ReadError {
             ReadError::TooLarge => "is larger than 1 MiB: values are limited to 1 MiB".into(),
             ReadError::NotUtf8 => "is not valid UTF-8 text".into(),
             ReadError::Budget => "would take the files read in this run over 64 MiB".into(),
+            ReadError::Unsafe(refused) => format!(
+                "is refused: {}: give the secret and the directories on its path to root, or all to one user",
+                refused.describe()
+            ),
         }
     }
 }
