@@ -521,6 +521,54 @@ fn waits_for_tcp_http_unix_and_file_dependencies_that_come_up_later() {
 }
 
 #[test]
+fn a_unix_url_that_names_a_directory_is_refused_at_once() {
+    // `unix:///` (the root directory) used to be accepted and waited on
+    // until the timeout ("connection refused").
+    if !have_unshare() {
+        return;
+    }
+    for url in ["unix:///", "unix:///run/", "unix:///tmp/.."] {
+        let out = Spec::pid1([
+            "--wait",
+            url,
+            "--wait-timeout",
+            "20s",
+            "--",
+            "echo",
+            "started",
+        ])
+        .timeout(Duration::from_secs(10))
+        .run();
+        out.assert_code(64);
+        assert!(out.out().is_empty(), "{}", out.describe());
+        let errors: Vec<String> = out
+            .err_lines()
+            .into_iter()
+            .filter(|l| l.starts_with("envinit: error: "))
+            .collect();
+        assert_eq!(errors.len(), 1, "{}", out.describe());
+        assert!(
+            errors[0].starts_with(&format!("envinit: error: --wait: \"{url}\": names "))
+                && errors[0].contains("not a socket"),
+            "{}",
+            out.describe()
+        );
+        assert!(out.elapsed < Duration::from_secs(5), "{}", out.describe());
+    }
+    let out = Spec::pid1(["echo", "started"])
+        .env("ENVINIT_WAIT", "unix:///run/app.sock/")
+        .timeout(Duration::from_secs(10))
+        .run();
+    out.assert_code(78);
+    assert!(
+        out.err()
+            .contains("ENVINIT_WAIT: \"unix:///run/app.sock/\": names a directory"),
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
 fn a_dependency_that_never_comes_up_exits_69_without_starting_the_app() {
     if !have_unshare() {
         return;
