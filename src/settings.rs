@@ -503,10 +503,8 @@ pub fn parse(args: Vec<OsString>, env: Vec<(String, String)>) -> Result<Request,
                     .map_err(|_| usage(format!("the value of --{name} is not valid UTF-8")))?,
             };
             cli.push(known, value);
-        } else if let Some((old, new, _)) = REPLACED.iter().find(|(o, _, _)| *o == name) {
-            return Err(usage(format!("--{old} was replaced by {new}")));
         } else {
-            return Err(usage(format!("unknown option --{name}")));
+            return Err(unknown_option(name));
         }
     }
     command.extend(words);
@@ -577,6 +575,29 @@ impl CliValues {
     fn take(&mut self, name: &str) -> Option<Vec<String>> {
         let i = self.0.iter().position(|(n, _)| *n == name)?;
         Some(self.0.swap_remove(i).1)
+    }
+}
+
+/// The error for `--name`, which is no option: what replaced it, if it
+/// was one (out of line: start-up's common path never comes here).
+#[cold]
+#[inline(never)]
+fn unknown_option(name: &str) -> SettingsError {
+    match REPLACED.iter().find(|(old, _, _)| *old == name) {
+        Some((old, new, _)) => usage(format!("--{old} was replaced by {new}")),
+        None => usage(format!("unknown option --{name}")),
+    }
+}
+
+/// An error when `key`, an `ENVINIT_*` name of no option, is the variable
+/// of a replaced option, saying what replaced it (out of line, as
+/// [`unknown_option`]).
+#[cold]
+#[inline(never)]
+fn replaced_variable(key: &str) -> Result<(), SettingsError> {
+    match REPLACED.iter().find(|(old, _, _)| is_variable_of(key, old)) {
+        Some((_, _, new)) => Err(config(format!("{key} was replaced by {new}"))),
+        None => Ok(()),
     }
 }
 
@@ -656,10 +677,7 @@ fn build(
         match variable_option(key) {
             Some(option) => set_by_variables.push(option),
             None => {
-                if let Some((_, _, new)) = REPLACED.iter().find(|(o, _, _)| is_variable_of(key, o))
-                {
-                    return Err(config(format!("{key} was replaced by {new}")));
-                }
+                replaced_variable(key)?;
                 unknown_variables.push(key.clone());
             }
         }
