@@ -23,8 +23,11 @@
 //!   two the kernel always sets (`HOME=/`, `TERM=linux`), which give way to
 //!   the image's own value.
 //! - A file that is not the expected JSON is one error naming the line and
-//!   column; the file is read up to [`MAX_SIZE`] bytes, and nesting in the
-//!   fields envinit skips is bounded ([`MAX_DEPTH`]).
+//!   column (and the field, inside one envinit applies); the file is read
+//!   up to [`MAX_SIZE`] bytes, and nesting in the fields envinit skips is
+//!   bounded ([`MAX_DEPTH`]).
+//! - A NUL byte (`\u0000`) in a field envinit applies is such an error: no
+//!   argument, variable, path or name can hold one.
 //!
 //! The JSON reader is a small one of its own: serde_json's parser and a
 //! derived `Deserialize` cost about 60 KB of binary for seven fields.
@@ -60,17 +63,45 @@ pub struct ImageConfig {
     pub hostname: Option<String>,
 }
 
+/// The fields envinit applies (see [`ImageConfig`]).
+const FIELDS: [&str; 7] = [
+    "Env",
+    "Entrypoint",
+    "Cmd",
+    "WorkingDir",
+    "User",
+    "StopSignal",
+    "Hostname",
+];
+
+/// The problem of a `\u0000` in a field envinit applies.
+const NUL: &str = "a string holds \\u0000 (a NUL byte), which no argument, variable, path or name can hold: remove it";
+
 /// Parses the JSON of `docker image inspect --format '{{json .Config}}'`.
-/// The error names the line and column.
+/// The error names the line and column, and the field when the problem is
+/// inside one envinit applies.
 pub fn parse(json: &[u8]) -> Result<ImageConfig, String> {
-    let mut reader = Reader { text: json, at: 0 };
+    let mut reader = Reader {
+        text: json,
+        at: 0,
+        field: None,
+    };
     reader.config().map_err(|problem| {
         let before = &json[..reader.at.min(json.len())];
         let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-        let column = before.len() - before.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) + 1;
-        format!(
-            "line {line} column {column}: {problem} (expected the JSON of `docker image inspect --format '{{{{json .Config}}}}'`)"
-        )
+        let column = before.len()
+            - before
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |i| i + 1)
+            + 1;
+        let field = reader.field.map_or(String::new(), |f| format!("{f}: "));
+        let hint = if problem == NUL {
+            ""
+        } else {
+            " (expected the JSON of `docker image inspect --format '{{json .Config}}'`)"
+        };
+        format!("line {line} column {column}: {field}{problem}{hint}")
     })
 }
 
@@ -78,6 +109,8 @@ pub fn parse(json: &[u8]) -> Result<ImageConfig, String> {
 struct Reader<'a> {
     text: &'a [u8],
     at: usize,
+    /// The field envinit applies whose value is being read, if any.
+    field: Option<&'static str>,
 }
 
 type Parsed<T> = Result<T, &'static str>;
@@ -90,6 +123,7 @@ impl Reader<'_> {
             loop {
                 let key = self.string()?;
                 self.expect(b':')?;
+                self.field = FIELDS.iter().find(|f| **f == key).copied();
                 match key.as_str() {
                     "Env" => config.env = self.strings()?,
                     "Entrypoint" => config.entrypoint = self.strings()?,
@@ -100,6 +134,7 @@ impl Reader<'_> {
                     "Hostname" => config.hostname = self.optional_string()?,
                     _ => self.skip(0)?,
                 }
+                self.field = None;
                 if self.eat(b'}') {
                     break;
                 }
@@ -208,6 +243,11 @@ impl Reader<'_> {
                         b't' => b'\t',
                         b'u' => {
                             let c = self.unicode_escape()?;
+                            if c == '\0' && self.field.is_some() {
+                                // Point at the escape's backslash.
+                                self.at -= 6;
+                                return Err(NUL);
+                            }
                             let mut buf = [0u8; 4];
                             out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
                             continue;
@@ -451,7 +491,7 @@ mod tests {
     fn bad_json_names_the_position() {
         let err = parse(b"{\n  \"Cmd\": [1]\n}").unwrap_err();
         assert!(
-            err.starts_with("line 2 column 11: expected a string"),
+            err.starts_with("line 2 column 11: Cmd: expected a string"),
             "{err}"
         );
         for bad in [
@@ -603,6 +643,37 @@ mod tests {
         };
         let p = plan(&config, &[], no_env, envinit_named).unwrap();
         assert_eq!(p.args, os(&["--", "/tini", "--grace"]));
+    }
+
+    #[test]
+    fn a_nul_in_a_field_envinit_applies_names_the_field() {
+        for (json, field) in [
+            (r#"{"Cmd":["sh","-c","a\u0000b"]}"#, "Cmd"),
+            (r#"{"Entrypoint":["\u0000"]}"#, "Entrypoint"),
+            (r#"{"Env":["A=\u0000"]}"#, "Env"),
+            (r#"{"WorkingDir":"/srv\u0000"}"#, "WorkingDir"),
+            (r#"{"User":"\u0000"}"#, "User"),
+            (r#"{"StopSignal":"TERM\u0000"}"#, "StopSignal"),
+            (r#"{"Hostname":"h\u0000"}"#, "Hostname"),
+        ] {
+            let err = parse(json.as_bytes()).unwrap_err();
+            // The column of the escape's backslash.
+            let column = json.find("\\u0000").unwrap() + 1;
+            assert_eq!(
+                err,
+                format!("line 1 column {column}: {field}: {NUL}"),
+                "{json}"
+            );
+        }
+        // Elsewhere it is only data envinit skips.
+        let config = parse(br#"{"Labels":{"x":"\u0000"},"Cmd":["a"]}"#).unwrap();
+        assert_eq!(config.cmd, Some(vec!["a".to_string()]));
+        // Other problems inside a field name it too.
+        let err = parse(br#"{"Cmd":["a",1]}"#).unwrap_err();
+        assert!(
+            err.starts_with("line 1 column 13: Cmd: expected a string (expected the JSON"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! - [`image`]: the image config (`docker image inspect`) VM mode applies.
 //! - [`container`]: the container's memory and CPU limits, from its cgroup.
 //! - [`follow`]: log files copied to stdout/stderr (`--stdout`, `--stderr`).
-//! - [`launch`]: what the app runs as and with (`--user`, `--export-file-vars`).
+//! - [`launch`]: what the app runs as and with (`--user`, `--export-file-var`).
 //! - [`user`]: /etc/passwd and /etc/group, names and ids for `--user`.
 //! - [`wait`]: dependencies awaited before the start, and `--probe`.
 //! - [`supervisor`]: the Linux side of PID 1: spawn, signals, reaping.

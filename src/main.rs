@@ -117,7 +117,7 @@ fn start(
         return end;
     }
 
-    // --user, --export-file-vars, --wait, --probe: None when none is given.
+    // --user, --export-file-var, --wait, --probe: None when none is given.
     let start_up = settings.start_up.as_deref();
 
     // --probe: check each URL once, report, and stop there (HEALTHCHECK).
@@ -148,7 +148,7 @@ fn start(
         }
     };
 
-    // 3. Launch: the app's user and environment (--user, --export-file-vars),
+    // 3. Launch: the app's user and environment (--user, --export-file-var),
     //    resolved before anything is written or started.
     let launch = match start_up.map(|s| launch::prepare(&s.launch)) {
         None => launch::Launch::default(),

@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use crate::exit;
 use crate::follow::{self, FollowSettings};
-use crate::launch::LaunchSettings;
+use crate::launch::{self, LaunchSettings};
 use crate::signals;
 use crate::vm::{self, VmSettings};
 use crate::wait::{self, Checks};
@@ -41,7 +41,7 @@ pub struct Settings {
     pub render: RenderSettings,
     /// envinit's own log lines.
     pub log: LogSettings,
-    /// `--user`, `--export-file-vars`, `--wait`, `--probe`: only when one
+    /// `--user`, `--export-file-var`, `--wait`, `--probe`: only when one
     /// of them is given (a start without them carries no more than this).
     pub start_up: Option<Box<StartUp>>,
     /// `--stdout`, `--stderr`, `--log-prefix`: log files whose lines are
@@ -54,11 +54,11 @@ pub struct Settings {
     pub unknown_variables: Vec<String>,
 }
 
-/// The start-up options: `--user`, `--export-file-vars`, `--wait`,
+/// The start-up options: `--user`, `--export-file-var`, `--wait`,
 /// `--probe` and their timeouts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StartUp {
-    /// `--user`, `--export-file-vars`: what the app runs as and with.
+    /// `--user`, `--export-file-var`: what the app runs as and with.
     pub launch: LaunchSettings,
     /// `--wait`: dependencies awaited before the start.
     pub wait: Checks,
@@ -242,9 +242,9 @@ Config:
 Start-up:
   -u, --user USER[:GROUP]     run COMMAND as this user (names or numeric ids,
                               from /etc/passwd and /etc/group); envinit stays root
-      --export-file-vars[=BOOL]
-                              give COMMAND X=<content> for every X_FILE naming
-                              a readable file (and no X_FILE)
+      --export-file-var NAME  give COMMAND NAME=<content of the file NAME_FILE
+                              names> and no NAME_FILE, as file_env does; an
+                              unreadable file is an error; repeatable
       --wait URL              start COMMAND only once URL is ready: tcp://HOST:PORT,
                               http://HOST[:PORT]/PATH (2xx), unix:///PATH,
                               file:///PATH; repeatable, all checked at once
@@ -291,6 +291,7 @@ const VALUE_OPTIONS: &[&str] = &[
     "ini",
     "secrets-dir",
     "user",
+    "export-file-var",
     "wait",
     "wait-timeout",
     "probe",
@@ -301,12 +302,21 @@ const VALUE_OPTIONS: &[&str] = &[
     "vm-exit",
     "image-config",
 ];
-const BOOL_OPTIONS: &[&str] = &["signal-group", "check", "export-file-vars", "log-prefix"];
+const BOOL_OPTIONS: &[&str] = &["signal-group", "check", "log-prefix"];
+
+/// Options that were replaced: the old name, then what to write instead
+/// for the command line and for the variable. Using one is an error that
+/// says so (64 on the command line, 78 as a variable).
+const REPLACED: &[(&str, &str, &str)] = &[(
+    "export-file-vars",
+    "--export-file-var NAME (repeatable): name the variables to export, e.g. --export-file-var MYSQL_PASSWORD",
+    "ENVINIT_EXPORT_FILE_VAR (a list): name the variables to export, e.g. ENVINIT_EXPORT_FILE_VAR=MYSQL_PASSWORD,API_TOKEN",
+)];
 
 /// The start-up options (`start_up`) and their variables.
 const START_UP_VARS: [(&str, &str); 6] = [
     ("user", "ENVINIT_USER"),
-    ("export-file-vars", "ENVINIT_EXPORT_FILE_VARS"),
+    ("export-file-var", "ENVINIT_EXPORT_FILE_VAR"),
     ("wait", "ENVINIT_WAIT"),
     ("wait-timeout", "ENVINIT_WAIT_TIMEOUT"),
     ("probe", "ENVINIT_PROBE"),
@@ -494,7 +504,7 @@ pub fn parse(args: Vec<OsString>, env: Vec<(String, String)>) -> Result<Request,
             };
             cli.push(known, value);
         } else {
-            return Err(usage(format!("unknown option --{name}")));
+            return Err(unknown_option(name));
         }
     }
     command.extend(words);
@@ -565,6 +575,29 @@ impl CliValues {
     fn take(&mut self, name: &str) -> Option<Vec<String>> {
         let i = self.0.iter().position(|(n, _)| *n == name)?;
         Some(self.0.swap_remove(i).1)
+    }
+}
+
+/// The error for `--name`, which is no option: what replaced it, if it
+/// was one (out of line: start-up's common path never comes here).
+#[cold]
+#[inline(never)]
+fn unknown_option(name: &str) -> SettingsError {
+    match REPLACED.iter().find(|(old, _, _)| *old == name) {
+        Some((old, new, _)) => usage(format!("--{old} was replaced by {new}")),
+        None => usage(format!("unknown option --{name}")),
+    }
+}
+
+/// An error when `key`, an `ENVINIT_*` name of no option, is the variable
+/// of a replaced option, saying what replaced it (out of line, as
+/// [`unknown_option`]).
+#[cold]
+#[inline(never)]
+fn replaced_variable(key: &str) -> Result<(), SettingsError> {
+    match REPLACED.iter().find(|(old, _, _)| is_variable_of(key, old)) {
+        Some((_, _, new)) => Err(config(format!("{key} was replaced by {new}"))),
+        None => Ok(()),
     }
 }
 
@@ -643,7 +676,10 @@ fn build(
     for (key, _) in &env {
         match variable_option(key) {
             Some(option) => set_by_variables.push(option),
-            None => unknown_variables.push(key.clone()),
+            None => {
+                replaced_variable(key)?;
+                unknown_variables.push(key.clone());
+            }
         }
     }
     // The start-up, log-file and VM options' variables are looked up
@@ -831,7 +867,7 @@ fn follow_settings(
     Ok(follow)
 }
 
-/// `--user`, `--export-file-vars`, `--wait`, `--wait-timeout`, `--probe`,
+/// `--user`, `--export-file-var`, `--wait`, `--wait-timeout`, `--probe`,
 /// `--probe-timeout`. `--probe` from the command line runs no command;
 /// `ENVINIT_PROBE` only applies when no command is given.
 fn start_up(
@@ -842,8 +878,13 @@ fn start_up(
     if let Some(r) = raw("user") {
         launch.user = r.last().map(String::from);
     }
-    if let Some(r) = raw("export-file-vars") {
-        launch.export_file_vars = r.parse_last(parse_bool)?.unwrap_or(false);
+    if let Some(r) = raw("export-file-var") {
+        for v in &r.values {
+            let name = launch::parse_export_name(v).map_err(|e| r.error(e))?;
+            if !launch.export_file_vars.contains(&name) {
+                launch.export_file_vars.push(name);
+            }
+        }
     }
     let (wait, _) = checks(raw("wait"), raw("wait-timeout"), Checks::wait_default())?;
     let (probe, probe_cli) = checks(raw("probe"), raw("probe-timeout"), Checks::probe_default())?;
@@ -1283,7 +1324,11 @@ mod tests {
             &[
                 "-u",
                 "app:staff",
-                "--export-file-vars",
+                "--export-file-var",
+                "DB_PASSWORD",
+                "--export-file-var=API_TOKEN",
+                "--export-file-var",
+                "DB_PASSWORD",
                 "--wait",
                 "tcp://db:5432",
                 "--wait=file:///x",
@@ -1297,7 +1342,7 @@ mod tests {
         .start_up
         .unwrap();
         assert_eq!(s.launch.user.as_deref(), Some("app:staff"));
-        assert!(s.launch.export_file_vars);
+        assert_eq!(s.launch.export_file_vars, ["DB_PASSWORD", "API_TOKEN"]);
         let urls: Vec<_> = s.wait.targets.iter().map(|t| t.url.as_str()).collect();
         assert_eq!(urls, ["tcp://db:5432", "file:///x"]);
         assert_eq!(s.wait.timeout, Duration::from_secs(5));
@@ -1307,7 +1352,7 @@ mod tests {
             ("ENVINIT_USER", "1000"),
             ("ENVINIT_WAIT", "tcp://a:1, http://b/"),
             ("ENVINIT_WAIT_TIMEOUT", "2m"),
-            ("ENVINIT_EXPORT_FILE_VARS", "yes"),
+            ("ENVINIT_EXPORT_FILE_VAR", "MYSQL_PASSWORD, API_TOKEN,"),
             ("ENVINIT_PROBE", "tcp://a:1"),
             ("ENVINIT_PROBE_TIMEOUT", "300ms"),
         ];
@@ -1315,7 +1360,7 @@ mod tests {
         assert!(s.unknown_variables.is_empty());
         let s = s.start_up.unwrap();
         assert_eq!(s.launch.user.as_deref(), Some("1000"));
-        assert!(s.launch.export_file_vars);
+        assert_eq!(s.launch.export_file_vars, ["MYSQL_PASSWORD", "API_TOKEN"]);
         assert_eq!(s.wait.targets.len(), 2);
         assert_eq!(s.wait.timeout, Duration::from_secs(120));
         assert_eq!(s.probe, None, "ENVINIT_PROBE does not stop a command");
@@ -1342,6 +1387,67 @@ mod tests {
         let e = run(&["app"], &[("ENVINIT_WAIT", "https://x/")]).unwrap_err();
         assert_eq!(e.code, 78);
         assert!(e.message.starts_with("ENVINIT_WAIT: "), "{e}");
+    }
+
+    #[test]
+    fn export_file_var_names_are_checked_and_the_old_boolean_says_what_replaced_it() {
+        // The command line replaces the variable's list.
+        let s = run(
+            &["--export-file-var", "A", "app"],
+            &[("ENVINIT_EXPORT_FILE_VAR", "B")],
+        )
+        .unwrap();
+        assert_eq!(s.start_up.unwrap().launch.export_file_vars, ["A"]);
+        for (args, why) in [
+            (
+                &["--export-file-var", "DB_PASSWORD_FILE", "app"][..],
+                "drop _FILE",
+            ),
+            (
+                &["--export-file-var", "db-password", "app"],
+                "not a variable name",
+            ),
+            (
+                &["--export-file-var=", "app"],
+                "give the name of a variable",
+            ),
+            (
+                &["--export-file-var", "MYSQL_*", "app"],
+                "patterns are not supported",
+            ),
+            (&["--export-file-var"], "needs a value"),
+        ] {
+            let e = run(args, &[]).unwrap_err();
+            assert_eq!(e.code, 64, "{args:?}: {e}");
+            assert!(e.message.contains(why), "{args:?}: {e}");
+            assert!(!e.message.contains('\n'));
+        }
+        let e = run(&["app"], &[("ENVINIT_EXPORT_FILE_VAR", "A, B_FILE")]).unwrap_err();
+        assert_eq!(e.code, 78, "{e}");
+        assert!(
+            e.message
+                .starts_with("ENVINIT_EXPORT_FILE_VAR: \"B_FILE\": drop _FILE"),
+            "{e}"
+        );
+
+        for old in [
+            "--export-file-vars",
+            "--export-file-vars=1",
+            "--export-file-vars=0",
+        ] {
+            let e = run(&[old, "app"], &[]).unwrap_err();
+            assert_eq!(e.code, 64, "{old}: {e}");
+            assert_eq!(
+                e.message,
+                "--export-file-vars was replaced by --export-file-var NAME (repeatable): name the variables to export, e.g. --export-file-var MYSQL_PASSWORD (see envinit --help)"
+            );
+        }
+        let e = run(&["app"], &[("ENVINIT_EXPORT_FILE_VARS", "1")]).unwrap_err();
+        assert_eq!(e.code, 78, "{e}");
+        assert_eq!(
+            e.message,
+            "ENVINIT_EXPORT_FILE_VARS was replaced by ENVINIT_EXPORT_FILE_VAR (a list): name the variables to export, e.g. ENVINIT_EXPORT_FILE_VAR=MYSQL_PASSWORD,API_TOKEN"
+        );
     }
 
     #[test]

@@ -482,7 +482,7 @@ fn spawn(
         })?;
     let mut pointers: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     pointers.push(std::ptr::null());
-    // Only with --user or --export-file-vars: the child's own environment.
+    // Only with --user or --export-file-var: the child's own environment.
     let envp: Option<Vec<*const libc::c_char>> = launch.env.as_ref().map(|env| {
         let mut envp: Vec<_> = env.iter().map(|e| e.as_ptr()).collect();
         envp.push(std::ptr::null());

@@ -480,18 +480,44 @@ fn is_envinit(program: &str) -> bool {
         || std::fs::read_link("/proc/self/exe").is_ok_and(|me| me == Path::new(program))
 }
 
+/// Reads and parses the image config. Only a regular file is read: it is
+/// checked before the open, and the open cannot block (a FIFO would hold
+/// the boot forever) or take a terminal as envinit's.
 fn read_image_config(path: &Path) -> Result<image::ImageConfig, String> {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let cannot = |e: std::io::Error| {
+        format!(
+            "cannot read the image config {}: {}",
+            path.display(),
+            crate::logging::reason(&e)
+        )
+    };
+    let not_a_file = |kind: std::fs::FileType| {
+        format!(
+            "{}: the image config is {}, not a regular file: give the file `docker image inspect --format '{{{{json .Config}}}}'` wrote",
+            path.display(),
+            file_kind(kind)
+        )
+    };
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(not_a_file(meta.file_type()));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(cannot)?;
+    // Replaced between the two looks: check what was opened.
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(not_a_file(meta.file_type()));
+    }
     let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(image::MAX_SIZE + 1).read_to_end(&mut bytes))
-        .map_err(|e| {
-            format!(
-                "cannot read the image config {}: {}",
-                path.display(),
-                crate::logging::reason(&e)
-            )
-        })?;
+    file.take(image::MAX_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
     if bytes.len() as u64 > image::MAX_SIZE {
         return Err(format!(
             "{}: the image config is larger than 1 MiB",
@@ -499,6 +525,22 @@ fn read_image_config(path: &Path) -> Result<image::ImageConfig, String> {
         ));
     }
     image::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// What a file that is not a regular file is, for messages.
+fn file_kind(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else {
+        "not a file"
+    }
 }
 
 fn set_env(key: &str, value: &str) {
@@ -601,6 +643,43 @@ mod tests {
         assert!(is_mount_point(c"/"));
         assert!(is_mount_point(c"/proc"));
         assert!(!is_mount_point(c"/no/such/dir"));
+    }
+
+    #[test]
+    fn an_image_config_that_is_not_a_regular_file_is_refused_without_blocking() {
+        let dir = std::env::temp_dir().join(format!("envinit-vm-image-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("image.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        // On a thread, so that a read that blocks fails the test instead
+        // of hanging it.
+        let (done, result) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || done.send(read_image_config(&path)).unwrap());
+        let err = result
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("reading a FIFO must not block")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "{}: the image config is a FIFO, not a regular file: give the file `docker image inspect --format '{{{{json .Config}}}}'` wrote",
+                fifo.display()
+            )
+        );
+        let err = read_image_config(&dir).unwrap_err();
+        assert!(err.contains("is a directory, not a regular file"), "{err}");
+        let err = read_image_config(&dir.join("missing")).unwrap_err();
+        assert!(err.starts_with("cannot read the image config "), "{err}");
+        let json = dir.join("ok.json");
+        std::fs::write(&json, r#"{"Cmd":["a\u0000"]}"#).unwrap();
+        let err = read_image_config(&json).unwrap_err();
+        assert!(
+            err.starts_with(&format!("{}: line 1 column 11: Cmd: ", json.display())),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

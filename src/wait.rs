@@ -156,13 +156,10 @@ fn parse_kind(url: &str) -> Result<Kind, &'static str> {
                 "https is not supported (envinit has no TLS): check the plain HTTP port, or tcp://HOST:443",
             );
         }
-        "unix" | "file" if rest.starts_with('/') && !rest.contains('\0') => {
-            if scheme == "unix" {
-                Kind::Unix(rest.into())
-            } else {
-                Kind::File(rest.into())
-            }
+        "unix" if rest.starts_with('/') && !rest.contains('\0') => {
+            Kind::Unix(socket_path(rest)?.into())
         }
+        "file" if rest.starts_with('/') && !rest.contains('\0') => Kind::File(rest.into()),
         "unix" | "file" => return Err("give an absolute path, e.g. unix:///run/app.sock"),
         _ => {
             return Err(
@@ -170,6 +167,25 @@ fn parse_kind(url: &str) -> Result<Kind, &'static str> {
             );
         }
     })
+}
+
+/// Checks a `unix://` path (absolute, no NUL): it must be able to name a
+/// socket, so not the root, a directory (`/`, `.` or `..` at the end), or
+/// more than a socket address holds. (A directory would be waited on until
+/// the timeout, refused as "connection refused".)
+fn socket_path(path: &str) -> Result<&str, &'static str> {
+    let last = path.rsplit('/').next().unwrap_or("");
+    if path.bytes().all(|b| b == b'/') {
+        return Err("names the root directory, not a socket: write unix:///PATH/TO/SOCKET");
+    }
+    if last.is_empty() || last == "." || last == ".." {
+        return Err("names a directory, not a socket: drop the trailing / (unix:///run/app.sock)");
+    }
+    // sockaddr_un's sun_path: 108 bytes with the NUL.
+    if path.len() > 107 {
+        return Err("a unix socket path holds at most 107 bytes (the kernel's sockaddr_un)");
+    }
+    Ok(path)
 }
 
 /// `host:port`, `[v6]:port`, or without the port when there is a default.
@@ -776,6 +792,17 @@ mod tests {
             }
         );
         assert_eq!(kind("unix:///run/a.sock"), Kind::Unix("/run/a.sock".into()));
+        // The longest path a socket address holds (107 bytes), and one more.
+        let longest = format!("/{}", "a".repeat(106));
+        assert_eq!(
+            kind(&format!("unix://{longest}")),
+            Kind::Unix(longest.clone().into())
+        );
+        let e = parse(&format!("unix://{longest}b")).unwrap_err();
+        assert!(e.contains("at most 107 bytes"), "{e}");
+        // file:// takes any path: a directory may be what is awaited.
+        assert_eq!(kind("file:///"), Kind::File("/".into()));
+        assert_eq!(kind("file:///run/"), Kind::File("/run/".into()));
         assert_eq!(kind("file:///tmp/ready"), Kind::File("/tmp/ready".into()));
         assert_eq!(parse("tcp://a:1").unwrap().url, "tcp://a:1");
     }
@@ -792,6 +819,13 @@ mod tests {
             ("http://u:p@h/", "passwords"),
             ("https://h/", "https is not supported"),
             ("unix://rel.sock", "absolute path"),
+            ("unix://", "absolute path"),
+            ("unix:///", "root directory"),
+            ("unix:////", "root directory"),
+            ("unix:///run/", "names a directory"),
+            ("unix:///run/app.sock/", "names a directory"),
+            ("unix:///run/.", "names a directory"),
+            ("unix:///run/..", "names a directory"),
             ("file://", "absolute path"),
             ("ftp://h/", "unknown scheme"),
             ("http://h/a b", "percent-encode"),

@@ -3,16 +3,19 @@
 //! has no /etc/passwd at all), `--wait` on a host name that only /etc/hosts
 //! knows (`docker run --add-host`: proves the static binary's musl resolver
 //! works where there is no NSS), exit 69 for a dependency that never comes
-//! up, and `--probe` as the image's HEALTHCHECK.
+//! up, `--probe` as the image's HEALTHCHECK, and `--export-file-var` with a
+//! secret only root can read while the app runs as the user.
 //!
 //! Needs: the static binary (`./build`, which `./test` runs first), a running
 //! Docker engine and /bin/busybox. Missing ones skip with a reason, except
 //! under CI=true, where they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod engines;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The image: busybox (sh, httpd, id), envinit, a page to serve, and
@@ -52,16 +55,20 @@ fn static_binary() -> PathBuf {
     )
 }
 
+/// Runs a docker command, bounded by the engine tests' deadline.
 fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
+    engines::run_for(cmd, engines::COMMAND_TIMEOUT)
 }
 
-/// Builds the image once per test binary; false if a prerequisite is
-/// missing. Removed at the end by [`Cleanup`].
-fn image() -> bool {
-    static BUILT: OnceLock<bool> = OnceLock::new();
-    *BUILT.get_or_init(|| {
+/// The tests using the image now; the first builds it, the last removes it.
+static USERS: Mutex<usize> = Mutex::new(0);
+
+/// The image, built by the first test that needs it (None, after printing
+/// why, if a prerequisite is missing); removed when the last test holding
+/// an [`ImageGuard`] ends, however it ends.
+fn image() -> Option<ImageGuard> {
+    let mut users = USERS.lock().unwrap_or_else(|e| e.into_inner());
+    if *users == 0 {
         let binary = static_binary();
         if !prerequisite(binary.exists(), "no static binary: run ./build")
             || !prerequisite(
@@ -76,7 +83,7 @@ fn image() -> bool {
                 "no running Docker engine",
             )
         {
-            return false;
+            return None;
         }
         let dir =
             std::env::temp_dir().join(format!("envinit-docker-legacy-{}", std::process::id()));
@@ -94,8 +101,9 @@ fn image() -> bool {
             "docker build failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        true
-    })
+    }
+    *users += 1;
+    Some(ImageGuard)
 }
 
 /// A container removed when the test ends, however it ends.
@@ -107,23 +115,24 @@ impl Drop for Container {
     }
 }
 
-/// Removes the test image when the test ends, however it ends.
+/// One test's hold on the image (see [`image`]).
 struct ImageGuard;
 
 impl Drop for ImageGuard {
     fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["rmi", "-f", &image_name()])
-            .output();
+        let mut users = USERS.lock().unwrap_or_else(|e| e.into_inner());
+        *users -= 1;
+        if *users == 0 {
+            let _ = run(Command::new("docker").args(["rmi", "-f", &image_name()]));
+        }
     }
 }
 
 #[test]
 fn user_wait_and_probe_in_a_from_scratch_image() {
-    if !image() {
+    let Some(_image) = image() else {
         return;
-    }
-    let _remove = ImageGuard;
+    };
     let image = image_name();
     // The app runs as uid 1234 (no passwd entry: gid 1234, HOME=/) once the
     // server that starts beside it answers at a name from /etc/hosts.
@@ -220,4 +229,51 @@ fn user_wait_and_probe_in_a_from_scratch_image() {
         "{err}"
     );
     drop(container);
+}
+
+#[test]
+fn a_named_secret_only_root_can_read_reaches_the_user_and_other_file_vars_do_not_change() {
+    let Some(_image) = image() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("envinit-docker-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("db_password");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    // Owned by root, mode 0600, as a Docker or Swarm secret given to root.
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap();
+    let mount = |host: &Path, guest: &str| format!("{}:{guest}:ro", host.display());
+    let script = "echo \"pw=$DB_PASSWORD file=${DB_PASSWORD_FILE-unset} \
+        ssl=$SSL_CERT_FILE ssl_=${SSL_CERT-unset} id=$(id -u)\"; \
+        cat /run/secrets/db_password 2>/dev/null || echo unreadable by the app";
+    let out = run(Command::new("docker").args([
+        "run",
+        "--rm",
+        "-v",
+        &mount(&secret, "/run/secrets/db_password"),
+        "-v",
+        &mount(&ca, "/etc/ssl/ca.pem"),
+        "-e",
+        "ENVINIT_USER=1234",
+        "-e",
+        "ENVINIT_EXPORT_FILE_VAR=DB_PASSWORD",
+        "-e",
+        "DB_PASSWORD_FILE=/run/secrets/db_password",
+        "-e",
+        "SSL_CERT_FILE=/etc/ssl/ca.pem",
+        &image_name(),
+        "sh",
+        "-c",
+        script,
+    ]));
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "pw=s3cret file=unset ssl=/etc/ssl/ca.pem ssl_=unset id=1234\nunreadable by the app\n"
+    );
+    assert!(err.is_empty(), "{err}");
 }

@@ -762,3 +762,78 @@ fn migrating_from_gosu_user() {
         done.describe()
     );
 }
+
+#[test]
+fn migrating_from_file_env() {
+    // docker-entrypoint.sh: file_env 'MYSQL_PASSWORD'; file_env
+    // 'MYSQL_ROOT_PASSWORD'; exec "$@"
+    if !common::have_unshare() || !supports("--export-file-var") {
+        return;
+    }
+    let dir = common::TempDir::new("file-env");
+    let secret = dir.join("db_password");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    // Readable by root only, as a Docker secret is by default.
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+    // The convention as the official images' entrypoints implement it,
+    // written for sh: exclusive, read, exported, the _FILE variable unset.
+    let file_env = r#"file_env() {
+  var=$1 file_var=${1}_FILE
+  eval "value=\${$var:-} path=\${$file_var:-}"
+  if [ -n "$value" ] && [ -n "$path" ]; then
+    echo "both $var and $file_var are set (but are exclusive)" >&2; exit 1
+  fi
+  if [ -n "$path" ]; then value=$(cat "$path"); fi
+  export "$var=$value"
+  unset "$file_var"
+}
+file_env MYSQL_PASSWORD
+file_env MYSQL_ROOT_PASSWORD
+unset var file_var value path
+exec env"#;
+    let app_env = |spec: Spec| {
+        let done = spec
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("MYSQL_PASSWORD_FILE", &secret)
+            .env("MYSQL_ROOT_PASSWORD", "r00t")
+            .env("SSL_CERT_FILE", &ca)
+            .env("LOG_FILE", "/var/log/app/app.log")
+            .run();
+        done.assert_code(0);
+        let mut lines: Vec<String> = done
+            .out()
+            .lines()
+            // What the shell itself adds.
+            .filter(|l| !l.starts_with("PWD=") && !l.starts_with("SHLVL=") && !l.starts_with("_="))
+            .map(String::from)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let before = app_env(Spec::pid1(["--", "sh", "-c", file_env]));
+    let after = app_env(Spec::pid1([
+        "--export-file-var",
+        "MYSQL_PASSWORD",
+        "--export-file-var",
+        "MYSQL_ROOT_PASSWORD",
+        "--",
+        "env",
+    ]));
+    assert_eq!(before, after);
+    assert!(
+        after.contains(&"MYSQL_PASSWORD=s3cret".to_string()),
+        "{after:?}"
+    );
+    assert!(
+        after.contains(&"MYSQL_ROOT_PASSWORD=r00t".to_string()),
+        "{after:?}"
+    );
+    assert!(after.contains(&format!("SSL_CERT_FILE={ca}")), "{after:?}");
+    assert!(
+        !after.iter().any(|l| l.starts_with("MYSQL_PASSWORD_FILE=")),
+        "{after:?}"
+    );
+}

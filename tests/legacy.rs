@@ -5,7 +5,8 @@
 //! reaching a child that changed uid; `--wait` on real TCP, HTTP (503 first)
 //! and unix-socket servers that come up only once envinit has seen them
 //! down, a dependency that never comes up (exit 69, app not started), a stop
-//! signal during the wait; `--probe` against the same; `--export-file-vars`.
+//! signal during the wait; `--probe` against the same; `--export-file-var`
+//! (only the named `X_FILE` variables, errors, restarts).
 //! Servers start on events from envinit's debug lines, never after sleeps.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -382,10 +383,18 @@ fn the_grace_sigkill_reaches_a_child_that_changed_uid() {
 }
 
 // ---------------------------------------------------------------------------
-// --export-file-vars
+// --export-file-var NAME
+
+/// envinit's error lines (`envinit: error: ...`) in `out`'s stderr.
+fn error_lines(out: &common::Finished) -> Vec<String> {
+    out.err_lines()
+        .into_iter()
+        .filter(|l| l.starts_with("envinit: error: "))
+        .collect()
+}
 
 #[test]
-fn file_vars_are_exported_to_the_child() {
+fn named_file_vars_are_exported_and_every_other_file_var_is_untouched() {
     if !have_unshare() {
         return;
     }
@@ -394,33 +403,69 @@ fn file_vars_are_exported_to_the_child() {
     std::fs::write(&secret, "s3cret\n").unwrap();
     // Readable by root only: envinit reads it before the user switch.
     std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let script =
-        "echo \"pw=$DB_PASSWORD file=${DB_PASSWORD_FILE-unset} log=$LOG_FILE id=$(id -u)\"";
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap();
+    // A binary Java keystore of 1.1 MB: more than a variable can hold.
+    let keystore = dir.join("k.jks");
+    std::fs::write(&keystore, common::noise(1_100_000, 7)).unwrap();
+    let log = dir.join("app.log");
+    std::fs::write(&log, "old line\n").unwrap();
+    let script = "echo \"pw=$DB_PASSWORD file=${DB_PASSWORD_FILE-unset} ssl=$SSL_CERT_FILE \
+        ssl_cert=${SSL_CERT-unset} log=$LOG_FILE log_=${LOG-unset} ks=$KEYSTORE_FILE \
+        ks_=${KEYSTORE-unset} id=$(id -u)\"; cat \"$0\" 2>/dev/null || echo unreadable";
     let out = Spec::pid1([
-        "--export-file-vars",
+        "--export-file-var",
+        "DB_PASSWORD",
         "--user",
         "54321",
         "--",
         "sh",
         "-c",
         script,
+        &secret,
     ])
     .env_clear()
     .env("PATH", std::env::var_os("PATH").unwrap())
     .env("DB_PASSWORD_FILE", &secret)
-    .env("LOG_FILE", "/nonexistent/app.log")
+    .env("SSL_CERT_FILE", &ca)
+    .env("LOG_FILE", &log)
+    .env("KEYSTORE_FILE", &keystore)
     .run();
     out.assert_code(0);
     assert_eq!(
         out.out(),
-        "pw=s3cret file=unset log=/nonexistent/app.log id=54321\n",
+        format!(
+            "pw=s3cret file=unset ssl={ca} ssl_cert=unset log={log} log_=unset ks={keystore} \
+             ks_=unset id=54321\nunreadable\n"
+        ),
         "{}",
         out.describe()
     );
-    assert!(!out.err().contains("s3cret"));
+    assert!(out.err().is_empty(), "{}", out.describe());
 
-    // Off by default: the environment stays as it was.
-    let out = Spec::pid1(["sh", "-c", script])
+    // The variable's list form, two names; a name whose file variable is
+    // not set is nothing to export.
+    let token = dir.join("token");
+    std::fs::write(&token, "t0ken\r\n").unwrap();
+    let out = Spec::pid1([
+        "sh",
+        "-c",
+        "echo \"$DB_PASSWORD $API_TOKEN ${API_TOKEN_FILE-unset} ${UNSET-unset}\"",
+    ])
+    .env("ENVINIT_EXPORT_FILE_VAR", "DB_PASSWORD, API_TOKEN, UNSET")
+    .env("DB_PASSWORD_FILE", &secret)
+    .env("API_TOKEN_FILE", &token)
+    .run();
+    out.assert_code(0);
+    assert_eq!(
+        out.out(),
+        "s3cret t0ken unset unset\n",
+        "{}",
+        out.describe()
+    );
+
+    // Without the option the environment stays as it was.
+    let out = Spec::pid1(["sh", "-c", script, &secret])
         .env("DB_PASSWORD_FILE", &secret)
         .run();
     out.assert_code(0);
@@ -432,7 +477,7 @@ fn file_vars_are_exported_to_the_child() {
 
     // Both set: exit 78, nothing started, no secret in the message.
     let out = Spec::pid1(["sh", "-c", "echo started"])
-        .env("ENVINIT_EXPORT_FILE_VARS", "1")
+        .env("ENVINIT_EXPORT_FILE_VAR", "DB_PASSWORD")
         .env("DB_PASSWORD", "other")
         .env("DB_PASSWORD_FILE", &secret)
         .run();
@@ -445,6 +490,185 @@ fn file_vars_are_exported_to_the_child() {
         out.describe()
     );
     assert!(!out.err().contains("s3cret") && !out.err().contains("other"));
+}
+
+#[test]
+fn a_named_file_var_that_cannot_be_a_variable_is_exit_78_and_nothing_starts() {
+    if !have_unshare() {
+        return;
+    }
+    let dir = TempDir::new("filevars-bad");
+    let big = dir.join("big");
+    std::fs::write(&big, "x".repeat(200 << 10)).unwrap();
+    let keystore = dir.join("k.jks");
+    std::fs::write(&keystore, common::noise(1_100_000, 11)).unwrap();
+    let nul = dir.join("nul");
+    std::fs::write(&nul, "s3c\0ret\n").unwrap();
+    let missing = dir.join("missing");
+    let binary = dir.join("binary");
+    std::fs::write(&binary, [0xff, 0xfe, 0x00, 0x41]).unwrap();
+    for (name, file, why) in [
+        (
+            "BIG",
+            &big,
+            "larger than one environment variable can hold (128 KiB with its name",
+        ),
+        (
+            "KEYSTORE",
+            &keystore,
+            "larger than one environment variable can hold (128 KiB with its name",
+        ),
+        ("DB_PASSWORD", &nul, "holds a NUL byte"),
+        ("DB_PASSWORD", &missing, "does not exist"),
+        ("DB_PASSWORD", &binary, "is not valid UTF-8"),
+        (
+            "DB_PASSWORD",
+            &dir.path().to_str().unwrap().to_string(),
+            "is not a regular file",
+        ),
+    ] {
+        let out = Spec::pid1(["--export-file-var", name, "--", "sh", "-c", "echo started"])
+            .env(format!("{name}_FILE"), file)
+            .run();
+        out.assert_code(78);
+        assert!(out.out().is_empty(), "nothing starts: {}", out.describe());
+        let errors = error_lines(&out);
+        assert_eq!(errors.len(), 1, "{}", out.describe());
+        assert!(
+            errors[0].starts_with(&format!(
+                "envinit: error: --export-file-var {name}: {name}_FILE names a file"
+            )) && errors[0].contains(why),
+            "{why}: {}",
+            out.describe()
+        );
+        assert!(
+            !out.err().contains(file.as_str()),
+            "the path is a value: {}",
+            out.describe()
+        );
+        assert!(!out.err().contains("s3c") && !out.err().contains("xxxx"));
+    }
+
+    // Exactly the kernel's limit for one entry (MAX_ARG_STRLEN, 128 KiB
+    // with `NAME=` and the NUL) is exported, and the exec takes it.
+    let fits = dir.join("fits");
+    std::fs::write(
+        &fits,
+        format!("{}\n", "x".repeat((128 << 10) - "FITS=".len() - 1)),
+    )
+    .unwrap();
+    let out = Spec::pid1([
+        "--export-file-var",
+        "FITS",
+        "--",
+        "sh",
+        "-c",
+        "echo ${#FITS}",
+    ])
+    .env("FITS_FILE", &fits)
+    .run();
+    out.assert_code(0);
+    assert_eq!(
+        out.out(),
+        format!("{}\n", (128 << 10) - 6),
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn a_restart_does_not_move_the_rendered_config_into_the_environment() {
+    // The issue's Swarm case: CONFIG_FILE names the file envinit renders,
+    // with the password in it. At the second start the file exists; it
+    // must not become CONFIG=<the rendered config> then.
+    if !have_unshare() {
+        return;
+    }
+    let dir = TempDir::new("filevars-restart");
+    let secret = dir.join("db_password");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let template = dir.join("app.conf.tmpl");
+    std::fs::write(&template, "password = {{ DB_PASSWORD }}\n").unwrap();
+    let conf = dir.join("app.conf");
+    let start = || {
+        Spec::pid1([
+            "--export-file-var",
+            "DB_PASSWORD",
+            "-t",
+            &format!("{template}:{conf}"),
+            "--",
+            "env",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("DB_PASSWORD_FILE", &secret)
+        .env("CONFIG_FILE", &conf)
+        .env("LOG_FILE", dir.join("app.log"))
+        .run()
+    };
+    let first = start();
+    first.assert_code(0);
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        "password = s3cret\n"
+    );
+    let second = start();
+    second.assert_code(0);
+    let sorted = |out: &common::Finished| {
+        let mut lines: Vec<String> = out.out().lines().map(String::from).collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(sorted(&first), sorted(&second), "{}", second.describe());
+    let env = sorted(&second);
+    assert!(env.contains(&format!("CONFIG_FILE={conf}")), "{env:?}");
+    assert!(env.contains(&"DB_PASSWORD=s3cret".to_string()), "{env:?}");
+    assert!(!env.iter().any(|l| l.starts_with("CONFIG=")), "{env:?}");
+    assert_eq!(
+        env.iter().filter(|l| l.contains("s3cret")).count(),
+        1,
+        "the secret is only in DB_PASSWORD: {env:?}"
+    );
+}
+
+#[test]
+fn the_old_boolean_says_what_replaced_it() {
+    if !have_unshare() {
+        return;
+    }
+    let out = Spec::pid1(["--export-file-vars", "--", "sh", "-c", "echo started"]).run();
+    out.assert_code(64);
+    assert!(out.out().is_empty());
+    assert_eq!(
+        error_lines(&out),
+        [
+            "envinit: error: --export-file-vars was replaced by --export-file-var NAME (repeatable): \
+          name the variables to export, e.g. --export-file-var MYSQL_PASSWORD (see envinit --help)"
+        ],
+        "{}",
+        out.describe()
+    );
+    let out = Spec::pid1(["sh", "-c", "echo started"])
+        .env("ENVINIT_EXPORT_FILE_VARS", "1")
+        .run();
+    out.assert_code(78);
+    assert!(out.out().is_empty());
+    assert_eq!(
+        error_lines(&out),
+        [
+            "envinit: error: ENVINIT_EXPORT_FILE_VARS was replaced by ENVINIT_EXPORT_FILE_VAR \
+          (a list): name the variables to export, e.g. \
+          ENVINIT_EXPORT_FILE_VAR=MYSQL_PASSWORD,API_TOKEN"
+        ],
+        "{}",
+        out.describe()
+    );
+    // A name with _FILE is a usage error that says to drop it.
+    let out = Spec::pid1(["--export-file-var", "DB_PASSWORD_FILE", "--", "true"]).run();
+    out.assert_code(64);
+    let errors = error_lines(&out);
+    assert_eq!(errors.len(), 1, "{}", out.describe());
+    assert!(errors[0].contains("drop _FILE"), "{}", out.describe());
 }
 
 // ---------------------------------------------------------------------------
@@ -517,6 +741,54 @@ fn waits_for_tcp_http_unix_and_file_dependencies_that_come_up_later() {
         out.err().is_empty(),
         "silent when all is well: {}",
         out.err()
+    );
+}
+
+#[test]
+fn a_unix_url_that_names_a_directory_is_refused_at_once() {
+    // `unix:///` (the root directory) used to be accepted and waited on
+    // until the timeout ("connection refused").
+    if !have_unshare() {
+        return;
+    }
+    for url in ["unix:///", "unix:///run/", "unix:///tmp/.."] {
+        let out = Spec::pid1([
+            "--wait",
+            url,
+            "--wait-timeout",
+            "20s",
+            "--",
+            "echo",
+            "started",
+        ])
+        .timeout(Duration::from_secs(10))
+        .run();
+        out.assert_code(64);
+        assert!(out.out().is_empty(), "{}", out.describe());
+        let errors: Vec<String> = out
+            .err_lines()
+            .into_iter()
+            .filter(|l| l.starts_with("envinit: error: "))
+            .collect();
+        assert_eq!(errors.len(), 1, "{}", out.describe());
+        assert!(
+            errors[0].starts_with(&format!("envinit: error: --wait: \"{url}\": names "))
+                && errors[0].contains("not a socket"),
+            "{}",
+            out.describe()
+        );
+        assert!(out.elapsed < Duration::from_secs(5), "{}", out.describe());
+    }
+    let out = Spec::pid1(["echo", "started"])
+        .env("ENVINIT_WAIT", "unix:///run/app.sock/")
+        .timeout(Duration::from_secs(10))
+        .run();
+    out.assert_code(78);
+    assert!(
+        out.err()
+            .contains("ENVINIT_WAIT: \"unix:///run/app.sock/\": names a directory"),
+        "{}",
+        out.describe()
     );
 }
 

@@ -254,6 +254,7 @@ enum Node {
     Dir,
     File(Vec<u8>, u32),
     Link(String),
+    Fifo,
 }
 
 impl Tree {
@@ -296,6 +297,10 @@ impl Tree {
         self.0.push((path.into(), Node::Link(target.into())));
     }
 
+    fn fifo(&mut self, path: &str) {
+        self.0.push((path.into(), Node::Fifo));
+    }
+
     fn cpio(&self) -> Vec<u8> {
         let mut cpio = Cpio::default();
         for (path, node) in &self.0 {
@@ -303,6 +308,7 @@ impl Tree {
                 Node::Dir => cpio.entry(path, 0o040755, &[], (0, 0)),
                 Node::File(data, mode) => cpio.entry(path, 0o100000 | mode, data, (0, 0)),
                 Node::Link(target) => cpio.entry(path, 0o120777, target.as_bytes(), (0, 0)),
+                Node::Fifo => cpio.entry(path, 0o010644, &[], (0, 0)),
             }
         }
         cpio.finish()
@@ -319,6 +325,10 @@ impl Tree {
                     fs::set_permissions(&full, fs::Permissions::from_mode(*mode)).unwrap();
                 }
                 Node::Link(target) => std::os::unix::fs::symlink(target, &full).unwrap(),
+                Node::Fifo => {
+                    nix::unistd::mkfifo(&full, nix::sys::stat::Mode::from_bits_truncate(0o644))
+                        .unwrap()
+                }
             }
         }
     }
@@ -586,6 +596,56 @@ fn an_image_config_gives_entrypoint_cmd_env_workdir_and_user() {
     // User is applied as --user: the command runs as nobody.
     assert!(console.contains("uid=65534"), "{console}");
     assert!(console.contains("envinit: exit code=0"), "{console}");
+    assert_powered_off(status, &console);
+}
+
+#[test]
+fn a_nul_in_the_image_configs_cmd_or_env_is_one_line_naming_file_and_field_then_71() {
+    // Cmd used to give 64 without the file; Env made envinit panic (the
+    // kernel then panics: "Attempted to kill init").
+    let Some(kit) = kit() else { return };
+    for (field, json) in [
+        ("Cmd", r#"{"Cmd":["/bin/echo","a\u0000b"]}"#),
+        ("Env", r#"{"Env":["A=a\u0000b"],"Cmd":["/bin/echo","x"]}"#),
+    ] {
+        let mut tree = Tree::base(kit);
+        tree.dir("etc/envinit");
+        tree.text("etc/envinit/image.json", json);
+        let (status, console) = boot_and_wait(kit, "vm-image-nul", &tree, "");
+        let column = json.find("\\u0000").unwrap() + 1;
+        assert!(
+            console.contains(&format!(
+                "envinit: error: /etc/envinit/image.json: line 1 column {column}: {field}: \
+                 a string holds \\u0000 (a NUL byte)"
+            )),
+            "{console}"
+        );
+        assert!(console.contains("envinit: exit code=71"), "{console}");
+        assert_powered_off(status, &console);
+    }
+}
+
+#[test]
+fn a_fifo_as_the_image_config_is_refused_at_once_then_71() {
+    // It used to block the boot forever (until this test's deadline).
+    let Some(kit) = kit() else { return };
+    let mut tree = Tree::base(kit);
+    tree.dir("etc/envinit");
+    tree.fifo("etc/envinit/image.json");
+    let (status, console) = boot_and_wait(kit, "vm-image-fifo", &tree, "");
+    let errors: Vec<&str> = console
+        .lines()
+        .filter(|l| l.starts_with("envinit: error: "))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "envinit: error: /etc/envinit/image.json: the image config is a FIFO, not a \
+          regular file: give the file `docker image inspect --format '{{json .Config}}'` wrote"
+        ],
+        "{console}"
+    );
+    assert!(console.contains("envinit: exit code=71"), "{console}");
     assert_powered_off(status, &console);
 }
 

@@ -220,20 +220,38 @@ impl Values {
         }
     }
 
-    /// For `--export-file-vars`: the value `NAME_FILE` gives `NAME`,
-    /// exactly as `{{ NAME }}` reads it (same errors: both set, too large,
-    /// not UTF-8), or `Ok(None)` when `NAME_FILE` names nothing that can be
-    /// opened as a regular file: such a variable is left as it is.
-    pub(crate) fn file_var(&self, name: &str) -> Result<Got, String> {
-        let Some(path) = self.raw(&format!("{name}_FILE")) else {
+    /// For `--export-file-var NAME`: the value `NAME_FILE` gives `NAME`,
+    /// read exactly as `{{ NAME }}` reads it (one trailing newline
+    /// stripped), for an environment entry: `Ok(None)` when `NAME_FILE` is
+    /// unset or empty; an error (without the content or the path) when
+    /// `NAME` is set too, or the file is missing, unreadable, not a regular
+    /// file, not UTF-8, holds a NUL byte, or is larger than `room` bytes.
+    pub(crate) fn file_var(&self, name: &str, room: usize) -> Result<Got, String> {
+        let file_var = format!("{name}_FILE");
+        let Some(path) = self.raw(&file_var) else {
             return Ok(None);
         };
-        if self.raw(name).is_none() {
-            if let Err(ReadError::Io(_) | ReadError::NotAFile) = self.read_file(Path::new(path)) {
-                return Ok(None);
-            }
+        if self.raw(name).is_some() {
+            return self.env(name);
         }
-        self.env(name)
+        let too_large = || {
+            format!(
+                "{file_var} names a file larger than one environment variable can hold ({} KiB with its name, Linux's limit): let the app read the file instead",
+                (room + name.len() + 2) >> 10
+            )
+        };
+        match self.read_file(Path::new(path)) {
+            Ok(value) if value.len() > room => Err(too_large()),
+            Ok(value) if value.contains('\0') => Err(format!(
+                "{file_var} names a file that holds a NUL byte, which no environment variable can hold: {name} must be text"
+            )),
+            Ok(value) => Ok(Some(value)),
+            Err(ReadError::TooLarge) => Err(too_large()),
+            Err(e) => Err(format!(
+                "{file_var} names a file that {}",
+                e.describe(name, &file_var)
+            )),
+        }
     }
 
     /// The secret `name` (already checked to contain no `/` and no `..`):
