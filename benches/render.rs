@@ -16,8 +16,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use envinit::container::Facts;
+use envinit::render::{PathPair, RenderSettings};
 use envinit::render::{Values, render_template, run_with};
-use envinit::settings::{PathPair, RenderSettings};
 
 const SMALL: usize = 1_000;
 const ROUNDS: usize = 5;

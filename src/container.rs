@@ -451,7 +451,7 @@ fn online_cpus(root: &Path) -> Result<u64, Unreadable> {
     let mut bytes = Vec::new();
     File::open(under(root, CPU_ONLINE))
         .and_then(|f| f.take(VALUE_CAP).read_to_end(&mut bytes))
-        .map_err(|e| unreadable(crate::logging::reason(&e)))?;
+        .map_err(|e| unreadable(crate::exit::reason(&e)))?;
     std::str::from_utf8(&bytes)
         .ok()
         .and_then(cpu_list_len)
@@ -530,7 +530,7 @@ fn read_value(path: &Path) -> Option<String> {
 /// first `cap` bytes; a line cut off by the cap, or not UTF-8, is skipped.
 /// `Err` (the OS's reason) when the file cannot be opened.
 fn for_each_line(path: &Path, cap: u64, mut each: impl FnMut(&str)) -> Result<(), String> {
-    let file = File::open(path).map_err(|e| crate::logging::reason(&e))?;
+    let file = File::open(path).map_err(|e| crate::exit::reason(&e))?;
     let mut reader = BufReader::new(file.take(cap));
     let mut line = Vec::new();
     let mut total = 0u64;

@@ -49,6 +49,10 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::uio::writev;
 
+use crate::exit::Failure;
+use crate::options::{Given, parse_bool};
+use crate::signals::intake::Wakers;
+
 /// The longest line copied whole; longer lines are split into pieces of
 /// this size (each written as a line of its own). Also the size of each
 /// file's buffer.
@@ -117,6 +121,23 @@ impl FollowSettings {
     /// True when no file is followed (the common case: nothing to do).
     pub fn is_empty(&self) -> bool {
         self.stdout.is_empty() && self.stderr.is_empty()
+    }
+}
+
+impl FollowSettings {
+    /// `--stdout`, `--stderr`, `--log-prefix`.
+    pub fn from_options(given: &mut Given) -> Result<FollowSettings, Failure> {
+        let mut follow = FollowSettings::default();
+        if let Some(r) = given.take("stdout") {
+            follow.stdout = r.parse_each(parse_path)?;
+        }
+        if let Some(r) = given.take("stderr") {
+            follow.stderr = r.parse_each(parse_path)?;
+        }
+        if let Some(r) = given.take("log-prefix") {
+            follow.prefix = r.parse_last(parse_bool)?.unwrap_or(false);
+        }
+        Ok(follow)
     }
 }
 
@@ -190,36 +211,6 @@ impl Followers {
         Followers(Some(Box::new(active)))
     }
 
-    /// True when files are followed (the supervisor then polls).
-    pub fn is_active(&self) -> bool {
-        self.0.is_some()
-    }
-
-    /// The fds the supervisor's poll should wait on besides its own, written
-    /// to the front of `out` (which has room for 3); returns how many. The
-    /// inotify fd (readable), and stdout or stderr (writable) while lines
-    /// wait for them or a file was only partly read.
-    pub fn poll_fds<'a>(&'a self, out: &mut [PollFd<'a>]) -> usize {
-        let Some(active) = &self.0 else {
-            return 0;
-        };
-        let mut wanted = [(active.inotify_fd(), PollFlags::POLLIN)]
-            .into_iter()
-            .chain(active.sinks.iter().enumerate().filter_map(|(i, sink)| {
-                let waiting = active.files.iter().any(|f| f.sink == i && f.pending);
-                (waiting && !sink.dead).then(|| (sink.fd(), PollFlags::POLLOUT))
-            }));
-        let mut used = 0;
-        for slot in out.iter_mut() {
-            let Some((fd, flags)) = wanted.next() else {
-                break;
-            };
-            *slot = PollFd::new(fd, flags);
-            used += 1;
-        }
-        used
-    }
-
     /// After a wake-up: takes the inotify events and copies what the files
     /// hold now, as far as the outputs take it without blocking.
     pub fn on_ready(&mut self) {
@@ -244,6 +235,39 @@ impl Followers {
                 file.write_lines(&mut active.sinks[file.sink], true);
             }
         }
+    }
+}
+
+/// The followers' fds wake the supervision loop (see [`Wakers`]).
+impl Wakers for Followers {
+    /// True when files are followed (the supervisor then polls).
+    fn active(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// The fds the supervisor's poll should wait on besides its own, written
+    /// to the front of `out` (which has room for 3); returns how many. The
+    /// inotify fd (readable), and stdout or stderr (writable) while lines
+    /// wait for them or a file was only partly read.
+    fn poll_fds<'a>(&'a self, out: &mut [PollFd<'a>]) -> usize {
+        let Some(active) = &self.0 else {
+            return 0;
+        };
+        let mut wanted = [(active.inotify_fd(), PollFlags::POLLIN)]
+            .into_iter()
+            .chain(active.sinks.iter().enumerate().filter_map(|(i, sink)| {
+                let waiting = active.files.iter().any(|f| f.sink == i && f.pending);
+                (waiting && !sink.dead).then(|| (sink.fd(), PollFlags::POLLOUT))
+            }));
+        let mut used = 0;
+        for slot in out.iter_mut() {
+            let Some((fd, flags)) = wanted.next() else {
+                break;
+            };
+            *slot = PollFd::new(fd, flags);
+            used += 1;
+        }
+        used
     }
 }
 
@@ -785,7 +809,7 @@ impl Sink {
                 Err(Errno::EPIPE) => {
                     // The kernel also queued a SIGPIPE for envinit, which
                     // must not reach the app.
-                    crate::supervisor::discard_own_sigpipe();
+                    crate::signals::intake::discard_own_sigpipe();
                     return self.fail(Errno::EPIPE.desc());
                 }
                 Err(e) => return self.fail(e.desc()),

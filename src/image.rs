@@ -34,7 +34,7 @@
 
 use std::ffi::OsString;
 
-use crate::settings;
+use crate::options;
 use crate::signals;
 
 /// The largest image config read (1 MiB; real ones are a few KiB).
@@ -429,7 +429,7 @@ pub fn plan(
 /// Splits argument words into envinit's leading options and the command
 /// (a `--` between them is dropped).
 fn split(words: &[OsString]) -> (&[OsString], &[OsString]) {
-    let n = settings::option_words(words);
+    let n = options::option_words(words);
     let options = &words[..n];
     match options.last() {
         Some(last) if last == "--" => (&options[..n - 1], &words[n..]),

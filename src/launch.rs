@@ -28,6 +28,8 @@ use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
+use crate::exit::{self, Failure};
+use crate::options::Given;
 use crate::render::Values;
 use crate::user::{self, Identity};
 
@@ -81,6 +83,24 @@ pub fn parse_export_name(text: &str) -> Result<String, String> {
     Ok(name.to_string())
 }
 
+impl LaunchSettings {
+    /// `--user`, `--export-file-var`.
+    pub fn from_options(given: &mut Given) -> Result<LaunchSettings, Failure> {
+        let mut launch = LaunchSettings::default();
+        if let Some(r) = given.take("user") {
+            launch.user = r.last().map(String::from);
+        }
+        if let Some(r) = given.take("export-file-var") {
+            for name in r.parse_each(parse_export_name)? {
+                if !launch.export_file_vars.contains(&name) {
+                    launch.export_file_vars.push(name);
+                }
+            }
+        }
+        Ok(launch)
+    }
+}
+
 /// What the child is started with, prepared before the fork.
 #[derive(Debug, Default)]
 pub struct Launch {
@@ -104,10 +124,16 @@ impl Launch {
 /// returned as one line. Out of line: inlined into `main`'s start it made a
 /// start without these options run more instructions (callgrind).
 #[inline(never)]
-pub fn prepare(settings: &LaunchSettings) -> Result<Launch, Vec<String>> {
-    if settings.user.is_none() && settings.export_file_vars.is_empty() {
-        return Ok(Launch::default());
+pub fn prepare(settings: Option<&LaunchSettings>) -> Result<Launch, Failure> {
+    match settings {
+        Some(settings) if settings.user.is_some() || !settings.export_file_vars.is_empty() => {
+            prepare_for(settings).map_err(|problems| Failure::all(exit::CONFIG, problems))
+        }
+        _ => Ok(Launch::default()),
     }
+}
+
+fn prepare_for(settings: &LaunchSettings) -> Result<Launch, Vec<String>> {
     let mut launch = Launch::default();
     if let Some(spec) = &settings.user {
         let identity = user::lookup(spec).map_err(|e| vec![e])?;
@@ -391,7 +417,7 @@ mod tests {
 
     #[test]
     fn nothing_is_prepared_without_the_options() {
-        let launch = prepare(&LaunchSettings::default()).unwrap();
+        let launch = prepare(Some(&LaunchSettings::default())).unwrap();
         assert!(launch.identity.is_none() && launch.env.is_none() && !launch.switch);
     }
 }

@@ -26,8 +26,85 @@ use std::time::{Duration, Instant};
 
 use nix::libc;
 
-use crate::settings::{SuperviseSettings, format_duration};
+use crate::exit::Failure;
+use crate::options::{Given, format_duration, parse_bool, parse_duration};
 use crate::signals;
+
+/// How the child is run and stopped: the supervision options
+/// (docs/options.md, "Supervision").
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuperviseSettings {
+    /// How long the whole tree gets to exit after a stop signal (or after
+    /// the main child exits with orphans left) before SIGKILL.
+    pub grace: Duration,
+    /// How long to hold the first stop signal before forwarding it.
+    pub pre_stop_delay: Duration,
+    /// Forward signals to the child's whole process group.
+    pub signal_group: bool,
+    /// Signal rewrites: received signal to forwarded signal (`None` drops it).
+    pub rewrites: Vec<(i32, Option<i32>)>,
+    /// VM mode: the kernel turns Ctrl-Alt-Del into SIGINT to PID 1; it is
+    /// then a stop request handled as this signal (the image's StopSignal,
+    /// else SIGTERM), as `docker stop` would send it. `None` outside VMs.
+    pub ctrl_alt_del: Option<i32>,
+}
+
+impl Default for SuperviseSettings {
+    fn default() -> Self {
+        SuperviseSettings {
+            grace: Duration::from_secs(8),
+            pre_stop_delay: Duration::ZERO,
+            signal_group: false,
+            rewrites: Vec::new(),
+            ctrl_alt_del: None,
+        }
+    }
+}
+
+impl SuperviseSettings {
+    /// `--grace`, `--pre-stop-delay`, `--signal-group`, `--rewrite`.
+    pub fn from_options(given: &mut Given) -> Result<SuperviseSettings, Failure> {
+        let mut s = SuperviseSettings::default();
+        if let Some(r) = given.take("grace") {
+            s.grace = r.parse_last(parse_duration)?.unwrap_or(s.grace);
+        }
+        if let Some(r) = given.take("pre-stop-delay") {
+            s.pre_stop_delay = r.parse_last(parse_duration)?.unwrap_or_default();
+        }
+        if let Some(r) = given.take("signal-group") {
+            s.signal_group = r.parse_last(parse_bool)?.unwrap_or(false);
+        }
+        if let Some(r) = given.take("rewrite") {
+            s.rewrites = r.parse_each(parse_rewrite)?;
+        }
+        Ok(s)
+    }
+
+    /// VM mode's rule: Ctrl-Alt-Del (SIGINT from the kernel) is a stop
+    /// handled as the image's StopSignal, else SIGTERM; SIGTERM becomes the
+    /// StopSignal too (after the user's own `--rewrite`s, which win).
+    pub fn for_vm(&mut self, stop_signal: Option<i32>) {
+        let stop = stop_signal.unwrap_or(libc::SIGTERM);
+        self.ctrl_alt_del = Some(stop);
+        if stop != libc::SIGTERM {
+            self.rewrites.push((libc::SIGTERM, Some(stop)));
+        }
+    }
+}
+
+/// Parses `FROM:TO` where TO may be `none`.
+pub fn parse_rewrite(text: &str) -> Result<(i32, Option<i32>), String> {
+    let (from, to) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?} is not FROM:TO (e.g. TERM:QUIT, or TERM:none to drop)"))?;
+    let from = signals::parse(from)?;
+    let to = if to.trim().eq_ignore_ascii_case("none") {
+        None
+    } else {
+        Some(signals::parse(to)?)
+    };
+    Ok((from, to))
+}
 
 /// The signal calls the lifecycle makes. Implementations ignore "no such
 /// process": a target that is gone already needs no signal.
@@ -99,11 +176,6 @@ pub struct Lifecycle {
     others_told: bool,
 }
 
-/// Is `signal`, as received, one that asks the container to stop?
-pub fn is_stop_signal(signal: i32) -> bool {
-    matches!(signal, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT)
-}
-
 impl Lifecycle {
     /// A lifecycle for a freshly spawned main child.
     pub fn new(settings: &SuperviseSettings) -> Lifecycle {
@@ -125,7 +197,7 @@ impl Lifecycle {
     pub fn on_signal(&mut self, received: i32, now: Instant, os: &mut impl Processes) {
         let (received, stop) = match self.ctrl_alt_del {
             Some(as_signal) if received == libc::SIGINT => (as_signal, true),
-            _ => (received, is_stop_signal(received)),
+            _ => (received, signals::is_stop(received)),
         };
         let forward = match self.rewrites.iter().find(|(from, _)| *from == received) {
             Some((_, to)) => *to,
@@ -561,5 +633,31 @@ mod tests {
         assert_eq!(ChildStatus::Signaled(SIGTERM).code(), 143);
         assert_eq!(ChildStatus::Signaled(SIGKILL).code(), 137);
         assert_eq!(ChildStatus::Signaled(64).code(), 192);
+    }
+
+    #[test]
+    fn vm_mode_turns_ctrl_alt_del_and_term_into_the_stop_signal() {
+        let mut s = SuperviseSettings {
+            rewrites: vec![(SIGTERM, Some(SIGHUP))],
+            ..SuperviseSettings::default()
+        };
+        s.for_vm(Some(SIGQUIT));
+        assert_eq!(s.ctrl_alt_del, Some(SIGQUIT));
+        assert_eq!(
+            s.rewrites,
+            vec![(SIGTERM, Some(SIGHUP)), (SIGTERM, Some(SIGQUIT))],
+            "the user's rewrite comes first and wins"
+        );
+        s.for_vm(None);
+        assert_eq!(s.ctrl_alt_del, Some(SIGTERM));
+    }
+
+    #[test]
+    fn rewrites_parse() {
+        assert_eq!(parse_rewrite("TERM:QUIT"), Ok((SIGTERM, Some(SIGQUIT))));
+        assert_eq!(parse_rewrite("SIGUSR1:none"), Ok((SIGUSR1, None)));
+        for bad in ["TERM", "TERM:BOGUS", ":QUIT"] {
+            assert!(parse_rewrite(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -14,8 +14,69 @@ use tracing::level_filters::LevelFilter;
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 
-use crate::render::push_json_string;
-use crate::settings::LogSettings;
+use crate::exit::Failure;
+use crate::json::push_json_string;
+use crate::options::Given;
+
+/// envinit's own logging: `ENVINIT_LOG` and `ENVINIT_LOG_FORMAT`
+/// (docs/options.md, "Logging").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogSettings {
+    /// The most verbose level printed; `None` prints nothing.
+    pub level: Option<tracing::Level>,
+    /// One line of text or one JSON object per event.
+    pub json: bool,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            level: Some(tracing::Level::WARN),
+            json: false,
+        }
+    }
+}
+
+impl LogSettings {
+    /// `ENVINIT_LOG`, `ENVINIT_LOG_FORMAT`.
+    pub fn from_options(given: &mut Given) -> Result<LogSettings, Failure> {
+        let mut log = LogSettings::default();
+        if let Some(r) = given.take("log") {
+            log.level = r.parse_last(parse_level)?.unwrap_or(log.level);
+        }
+        if let Some(r) = given.take("log-format") {
+            let json = r.parse_last(|format| match format.to_ascii_lowercase().as_str() {
+                "text" => Ok(false),
+                "json" => Ok(true),
+                _ => Err(format!("{format:?} is not text or json")),
+            })?;
+            log.json = json.unwrap_or(false);
+        }
+        Ok(log)
+    }
+
+    /// True with `ENVINIT_LOG=off`: not even VM mode's exit line.
+    pub fn is_off(&self) -> bool {
+        self.level.is_none()
+    }
+}
+
+fn parse_level(text: &str) -> Result<Option<tracing::Level>, String> {
+    use tracing::Level;
+    Ok(Some(match text.trim().to_ascii_lowercase().as_str() {
+        "error" => Level::ERROR,
+        "warn" | "warning" => Level::WARN,
+        "info" => Level::INFO,
+        "debug" => Level::DEBUG,
+        "trace" => Level::TRACE,
+        "off" | "none" => return Ok(None),
+        _ => {
+            return Err(format!(
+                "{text:?} is not error, warn, info, debug, trace or off"
+            ));
+        }
+    }))
+}
 
 /// Installs the stderr logger; with level `off`, installs nothing, so every
 /// event is skipped at its call site.
@@ -38,15 +99,6 @@ pub fn early_error(message: &str) {
 /// Prints `envinit: LINE` on stderr without a logger.
 pub fn early_line(line: &str) {
     let _ = std::io::stderr().write_all(format!("envinit: {line}\n").as_bytes());
-}
-
-/// An I/O error as the OS says it (`No such file or directory`), not in
-/// Rust's `ErrorKind` wording (`entity not found`).
-pub fn reason(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(errno) => nix::errno::Errno::from_raw(errno).desc().to_string(),
-        None => e.to_string(),
-    }
 }
 
 /// The same for a warning (VM boot, before logging is set up).

@@ -20,154 +20,24 @@
 //!   process" (ESRCH) means already gone.
 
 use std::ffi::{CString, OsString};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::{self, ForkResult, Pid};
 
-use crate::exit;
+use crate::exit::{self, Failure, os_failure};
 use crate::follow::Followers;
 use crate::launch::Launch;
-use crate::lifecycle::{ChildStatus, Lifecycle, Processes, StopCause};
-use crate::settings::{SuperviseSettings, format_duration};
-use crate::signals;
-
-/// Why the child could not be started, with the exit code it earns.
-#[derive(Debug)]
-pub struct SpawnError {
-    /// 127 not found, 126 not executable, 71 any other OS failure.
-    pub code: u8,
-    /// One line: what failed and how to fix it.
-    pub message: String,
-}
-
-/// Signals raised by faults in envinit itself: left unblocked so a real
-/// fault is fatal at once instead of leaving a wedged PID 1.
-const SYNCHRONOUS: [i32; 6] = [
-    libc::SIGSEGV,
-    libc::SIGBUS,
-    libc::SIGILL,
-    libc::SIGFPE,
-    libc::SIGTRAP,
-    libc::SIGSYS,
-];
-
-/// A signal mask as the kernel sees it: bit N-1 for signal N, 1-64.
-///
-/// Built by hand and applied with the raw `rt_sigprocmask`/`signalfd4`
-/// calls, because musl's `sigfillset`/`sigaddset` leave out 32-34 (the
-/// signals it reserves for itself): with them, `kill -s RTMIN` (34) and 32,
-/// 33 would be neither blocked nor read, and PID 1 would drop them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KernelSigset(pub u64);
-
-impl KernelSigset {
-    /// Every signal envinit takes: 1-64 but SIGKILL, SIGSTOP (which cannot
-    /// be caught) and the fault signals.
-    pub fn taken() -> KernelSigset {
-        let mut bits = u64::MAX;
-        for signal in SYNCHRONOUS
-            .into_iter()
-            .chain([libc::SIGKILL, libc::SIGSTOP])
-        {
-            bits &= !(1u64 << (signal - 1));
-        }
-        KernelSigset(bits)
-    }
-
-    /// Whether `signal` is in the set.
-    pub fn contains(self, signal: i32) -> bool {
-        (1..=64).contains(&signal) && self.0 & (1u64 << (signal - 1)) != 0
-    }
-}
-
-/// The kernel's sigset size in bytes (`_NSIG / 8` on Linux).
-const SIGSET_BYTES: usize = 8;
-
-/// `rt_sigprocmask(how, set, old)` on a [`KernelSigset`]; async-signal-safe.
-fn set_mask(
-    how: libc::c_int,
-    set: &KernelSigset,
-    old: Option<&mut KernelSigset>,
-) -> Result<(), Errno> {
-    let old = old.map_or(std::ptr::null_mut(), |o| std::ptr::from_mut(&mut o.0));
-    // SAFETY: the kernel reads 8 bytes at `set` and writes 8 at `old` when it
-    // is not null; both point to u64s we own for the duration of the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            how,
-            std::ptr::from_ref(&set.0),
-            old,
-            SIGSET_BYTES,
-        )
-    };
-    Errno::result(rc).map(drop)
-}
-
-/// Every signal envinit takes, blocked and readable from one signalfd, and
-/// the mask envinit was started with (which the child gets back, exactly).
-pub struct Signals {
-    fd: OwnedFd,
-    original: KernelSigset,
-}
-
-/// Blocks every signal but SIGKILL, SIGSTOP and the fault signals, and
-/// opens the signalfd that receives them. Called before rendering, so that
-/// a stop signal arriving while config is written is held and forwarded to
-/// the child, not lost (PID 1 ignores signals it has no handler for).
-pub fn take_signals() -> Result<Signals, SpawnError> {
-    let taken = KernelSigset::taken();
-    let mut original = KernelSigset(0);
-    set_mask(libc::SIG_BLOCK, &taken, Some(&mut original))
-        .map_err(|e| os_error("blocking signals", e))?;
-    // SAFETY: signalfd4 reads 8 bytes of the mask we own; the fd it returns
-    // is new and ours alone.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_signalfd4,
-            -1,
-            std::ptr::from_ref(&taken.0),
-            SIGSET_BYTES,
-            libc::SFD_CLOEXEC,
-        )
-    };
-    let fd = Errno::result(fd).map_err(|e| os_error("signalfd", e))?;
-    // SAFETY: a fresh descriptor from signalfd4, owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    Ok(Signals { fd, original })
-}
-
-impl Signals {
-    /// The signalfd, for a phase before the spawn that must wake on a
-    /// signal (the wait for dependencies).
-    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-
-    /// Before the spawn only: reads the pending signals (without blocking)
-    /// and returns the first stop signal among them. The others are
-    /// dropped, as there is no child yet to forward them to.
-    pub fn stop_before_spawn(&self) -> Option<i32> {
-        let mut buffer = SignalBuffer::new();
-        // A deadline of now: a poll that does not wait, then one read.
-        let mut signals = buffer.next(&self.fd, Some(Instant::now()), &Followers::none());
-        signals.find(|s| crate::lifecycle::is_stop_signal(*s))
-    }
-}
-
-/// A failed system call before the child runs: exit 71.
-fn os_error(what: &str, e: Errno) -> SpawnError {
-    SpawnError {
-        code: exit::OS_ERROR,
-        message: format!("{what} failed: {}", e.desc()),
-    }
-}
+use crate::lifecycle::{ChildStatus, Lifecycle, Processes, StopCause, SuperviseSettings};
+use crate::options::format_duration;
+use crate::signals::{
+    self,
+    intake::{KernelSigset, SignalBuffer, Signals, raw, set_mask},
+};
 
 /// Spawns `command` and supervises it and everything it leaves behind until
 /// all of it is gone; returns how the main child ended.
@@ -177,11 +47,7 @@ pub fn run(
     launch: &Launch,
     signals: Signals,
     followers: &mut Followers,
-) -> Result<ChildStatus, SpawnError> {
-    let Signals {
-        fd: signalfd,
-        original,
-    } = signals;
+) -> Result<ChildStatus, Failure> {
     let pid1 = unistd::getpid() == Pid::from_raw(1);
     if !pid1 {
         // Orphans of the child's tree must come to us, not to the host's init.
@@ -204,7 +70,7 @@ pub fn run(
         pid1,
         "supervising"
     );
-    let child = spawn(command, launch, original)?;
+    let child = spawn(command, launch, signals.original_mask())?;
     tracing::info!(pid = child.as_raw(), "child started");
 
     let mut os = Linux { child, pid1 };
@@ -221,7 +87,7 @@ pub fn run(
         // signal or a deadline needs it.
         let deadline = lifecycle.deadline();
         let mut reap = false;
-        for signal in received.next(&signalfd, deadline, followers) {
+        for signal in received.next(&signals, deadline, followers) {
             if signal == libc::SIGCHLD {
                 reap = true;
             } else {
@@ -239,160 +105,6 @@ pub fn run(
         // (its poll returns at once if it is already due).
         if deadline.is_some() {
             lifecycle.on_tick(Instant::now(), &mut os);
-        }
-    }
-}
-
-/// Signals read from the signalfd, several per read.
-struct SignalBuffer {
-    records: [libc::signalfd_siginfo; SignalBuffer::RECORDS],
-    len: usize,
-}
-
-impl SignalBuffer {
-    /// Records taken per read: a burst of signals is one wake-up.
-    const RECORDS: usize = 8;
-
-    fn new() -> SignalBuffer {
-        SignalBuffer {
-            // SAFETY: signalfd_siginfo is plain integers; all zeroes is valid.
-            records: unsafe { std::mem::zeroed() },
-            len: 0,
-        }
-    }
-
-    /// Waits for signals (or `deadline`, or the log followers' fds) and
-    /// returns their numbers; empty when the wake-up was for something
-    /// else. Without a deadline or followers this is one blocking read;
-    /// with either, a poll first. Inlined: it is the heart of the wake-up
-    /// path (bench/run, "instr/reap").
-    #[inline(always)]
-    fn next(
-        &mut self,
-        fd: &OwnedFd,
-        deadline: Option<Instant>,
-        followers: &Followers,
-    ) -> impl Iterator<Item = i32> + '_ {
-        self.len = 0;
-        let blocking_read = deadline.is_none() && !followers.is_active();
-        if blocking_read || readable_before(fd, deadline, followers) {
-            let size = std::mem::size_of_val(&self.records);
-            // SAFETY: the kernel writes at most `size` bytes into the array
-            // we own; signalfd writes whole records only.
-            let read = unsafe {
-                raw::syscall4(
-                    libc::SYS_read,
-                    fd.as_raw_fd() as usize,
-                    self.records.as_mut_ptr() as usize,
-                    size,
-                    0,
-                )
-            };
-            match read {
-                Ok(bytes) => self.len = bytes / std::mem::size_of::<libc::signalfd_siginfo>(),
-                Err(Errno::EINTR | Errno::EAGAIN) => {}
-                Err(e) => tracing::warn!(error = e.desc(), "reading signals failed; carrying on"),
-            }
-        }
-        self.records[..self.len]
-            .iter()
-            .map(|r| i32::try_from(r.ssi_signo).unwrap_or(0))
-    }
-}
-
-/// Polls `fd` and the log followers' fds until `fd` is readable (true), or
-/// `deadline` passes or a follower's fd is ready (false).
-#[inline(never)]
-fn readable_before(fd: &OwnedFd, deadline: Option<Instant>, followers: &Followers) -> bool {
-    let timeout = match deadline {
-        None => PollTimeout::NONE,
-        Some(at) => {
-            // Round up so the wake-up is never before the deadline.
-            let left = at.saturating_duration_since(Instant::now());
-            let millis = left.as_micros().div_ceil(1000);
-            PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
-        }
-    };
-    let signal = PollFd::new(fd.as_fd(), PollFlags::POLLIN);
-    let mut fds = [signal.clone(), signal.clone(), signal.clone(), signal];
-    let used = 1 + followers.poll_fds(&mut fds[1..]);
-    match poll(&mut fds[..used], timeout) {
-        Ok(_) => fds[0]
-            .revents()
-            .is_some_and(|r| r.intersects(PollFlags::POLLIN)),
-        Err(Errno::EINTR) => false,
-        Err(e) => {
-            tracing::warn!(error = e.desc(), "poll failed; carrying on");
-            false
-        }
-    }
-}
-
-/// The system calls of the wake-up path (the signalfd read, wait4), made
-/// directly: musl's wrappers are cancellation points that cost more
-/// user-space instructions than the rest of a wake-up, which runs once per
-/// reaped orphan (bench/run, "instructions per reap").
-mod raw {
-    use nix::errno::Errno;
-    use nix::libc;
-
-    /// A system call with up to four arguments (unused ones are 0); a
-    /// negative result is the errno.
-    ///
-    /// # Safety
-    /// The arguments must be valid for `nr` (pointers to memory the caller
-    /// owns, of the sizes the call expects).
-    #[inline(always)]
-    pub unsafe fn syscall4(
-        nr: libc::c_long,
-        a: usize,
-        b: usize,
-        c: usize,
-        d: usize,
-    ) -> Result<usize, Errno> {
-        let ret: isize;
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the x86_64 Linux system call convention: number in rax,
-        // arguments in rdi, rsi, rdx, r10; the kernel clobbers rcx and r11.
-        unsafe {
-            std::arch::asm!(
-                "syscall",
-                inlateout("rax") nr as isize => ret,
-                in("rdi") a,
-                in("rsi") b,
-                in("rdx") c,
-                in("r10") d,
-                lateout("rcx") _,
-                lateout("r11") _,
-                options(nostack),
-            );
-        }
-        #[cfg(target_arch = "aarch64")]
-        // SAFETY: the aarch64 Linux system call convention: number in x8,
-        // arguments in x0-x3, the result in x0.
-        unsafe {
-            std::arch::asm!(
-                "svc 0",
-                in("x8") nr,
-                inlateout("x0") a as isize => ret,
-                in("x1") b,
-                in("x2") c,
-                in("x3") d,
-                options(nostack),
-            );
-        }
-        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-        // SAFETY: as the caller promised; the C library's generic wrapper.
-        unsafe {
-            ret = match libc::syscall(nr, a, b, c, d) {
-                -1 => -(Errno::last_raw() as isize),
-                r => r as isize,
-            };
-        }
-        if (-4095..0).contains(&ret) {
-            Err(Errno::from_raw(-ret as i32))
-        } else {
-            Ok(ret as usize)
         }
     }
 }
@@ -464,22 +176,16 @@ fn spawn(
     command: &[OsString],
     launch: &Launch,
     original_mask: KernelSigset,
-) -> Result<Pid, SpawnError> {
+) -> Result<Pid, Failure> {
     let Some(program) = command.first() else {
-        return Err(SpawnError {
-            code: exit::USAGE,
-            message: "no command given".into(),
-        });
+        return Err(Failure::new(exit::USAGE, "no command given"));
     };
     // Words from argv cannot hold a NUL byte; this guards the library API.
     let argv: Vec<CString> = command
         .iter()
         .map(|word| CString::new(word.as_bytes()))
         .collect::<Result<_, _>>()
-        .map_err(|_| SpawnError {
-            code: exit::USAGE,
-            message: "an argument of the command holds a NUL byte".into(),
-        })?;
+        .map_err(|_| Failure::new(exit::USAGE, "an argument of the command holds a NUL byte"))?;
     let mut pointers: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     pointers.push(std::ptr::null());
     // Only with --user or --export-file-var: the child's own environment.
@@ -490,7 +196,7 @@ fn spawn(
     });
     let ids = launch.identity.as_ref().filter(|_| launch.switch);
     let os_error = |what: &str, e: Errno| {
-        os_error(
+        os_failure(
             &format!("cannot start {:?}: {what}", program.to_string_lossy()),
             e,
         )
@@ -537,14 +243,14 @@ fn spawn(
                         0
                     };
                     Err(match USER_STEPS.get(step as usize) {
-                        Some(call) if step > 0 => SpawnError {
-                            code: exit::OS_ERROR,
-                            message: format!(
+                        Some(call) if step > 0 => Failure::new(
+                            exit::OS_ERROR,
+                            format!(
                                 "cannot start {:?} as the --user: {call} failed: {} (envinit needs root, or CAP_SETUID and CAP_SETGID)",
                                 program.to_string_lossy(),
                                 errno.desc()
                             ),
-                        },
+                        ),
                         _ => spawn_error(program, errno),
                     })
                 }
@@ -627,7 +333,7 @@ fn exec_child(
 
 /// The exec failure as the OS says it, then what it means and the fix:
 /// `cannot run "x": No such file or directory (command not found: ...)`.
-fn spawn_error(program: &OsString, errno: Errno) -> SpawnError {
+fn spawn_error(program: &OsString, errno: Errno) -> Failure {
     let name = program.to_string_lossy();
     let (code, meaning) = match errno {
         Errno::ENOENT | Errno::ENOTDIR => (
@@ -645,10 +351,10 @@ fn spawn_error(program: &OsString, errno: Errno) -> SpawnError {
         ),
         _ => (exit::NOT_EXECUTABLE, ""),
     };
-    SpawnError {
+    Failure::new(
         code,
-        message: format!("cannot run {name:?}: {}{meaning}", errno.desc()),
-    }
+        format!("cannot run {name:?}: {}{meaning}", errno.desc()),
+    )
 }
 
 /// One line at the end: how and why the child ended.
@@ -770,27 +476,4 @@ fn descendants(root: libc::pid_t) -> Vec<libc::pid_t> {
     }
     found.remove(0);
     found
-}
-
-/// Takes back the SIGPIPE the kernel queues for envinit itself when one of
-/// its writes finds a pipe with no reader (EPIPE): with every signal
-/// blocked it would otherwise come out of the signalfd and be forwarded to
-/// the app, which would die of it.
-pub fn discard_own_sigpipe() {
-    let pipe = KernelSigset(1 << (libc::SIGPIPE - 1));
-    let now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: rt_sigtimedwait reads 8 bytes of the set and the zero timeout
-    // we own; a null siginfo pointer is allowed. It returns at once.
-    unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigtimedwait,
-            std::ptr::from_ref(&pipe.0),
-            std::ptr::null_mut::<libc::siginfo_t>(),
-            std::ptr::from_ref(&now),
-            SIGSET_BYTES,
-        )
-    };
 }

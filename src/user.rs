@@ -223,7 +223,7 @@ fn read_bounded(path: &Path) -> Result<String, String> {
 }
 
 fn cannot_read(path: &Path, e: &std::io::Error) -> String {
-    let why = crate::logging::reason(e);
+    let why = crate::exit::reason(e);
     format!("--user: cannot read {}: {why}", path.display())
 }
 

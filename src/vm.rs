@@ -13,9 +13,12 @@
 //!   links; console fds 0-2 from /dev/console when the kernel gave none
 //!   (or gave the empty regular file `docker export` leaves there);
 //!   Ctrl-Alt-Del as SIGINT instead of an instant reboot; loopback up.
-//! - [`apply_image_config`]: the image config (`--image-config`, default
-//!   /etc/envinit/image.json) turned into envinit's arguments, environment,
-//!   working directory and hostname (the rules are in `image`).
+//!   Then the image config (`--image-config`, default
+//!   /etc/envinit/image.json) turned into envinit's arguments, environment
+//!   and working directory (the rules are in `image`).
+//! - [`settle`]: once the settings are read, the hostname, and the boot's
+//!   warnings logged. The stop-signal rule of VM mode is the lifecycle's
+//!   ([`crate::lifecycle::SuperviseSettings::for_vm`]).
 //! - [`end`]: one console line with the exit code, sync, unmount (or
 //!   remount read-only) everything, then power off or reboot. Never returns.
 //!
@@ -35,8 +38,9 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::libc;
 
+use crate::exit::{self, Failure};
 use crate::image;
-use crate::settings::{self, Settings};
+use crate::options::{self, Given};
 
 /// Whether VM mode is on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -69,6 +73,28 @@ pub struct VmSettings {
     pub exit: Exit,
     /// `--image-config`.
     pub image_config: Option<PathBuf>,
+    /// `ENVINIT_HOSTNAME`.
+    pub hostname: Option<String>,
+}
+
+impl VmSettings {
+    /// `--vm`, `--vm-exit`, `--image-config`, `ENVINIT_HOSTNAME`.
+    pub fn from_options(given: &mut Given) -> Result<VmSettings, Failure> {
+        let mut vm = VmSettings::default();
+        if let Some(r) = given.take("vm") {
+            vm.mode = r.parse_last(parse_mode)?.unwrap_or_default();
+        }
+        if let Some(r) = given.take("vm-exit") {
+            vm.exit = r.parse_last(parse_exit)?.unwrap_or_default();
+        }
+        if let Some(r) = given.take("image-config") {
+            vm.image_config = r.last().map(PathBuf::from);
+        }
+        if let Some(r) = given.take("hostname") {
+            vm.hostname = r.last().map(String::from);
+        }
+        Ok(vm)
+    }
 }
 
 /// Parses `auto|on|off` (booleans count too).
@@ -207,7 +233,7 @@ pub fn detect(args: &[OsString], variables: &[(OsString, OsString)]) -> bool {
     let explicit = args
         .iter()
         .any(|word| word.as_bytes().starts_with(b"--vm"))
-        .then(|| settings::leading_value(args, "vm"))
+        .then(|| options::leading_value(args, "vm"))
         .flatten()
         .or_else(|| {
             variables
@@ -232,9 +258,17 @@ fn errno_text() -> &'static str {
     Errno::last().desc()
 }
 
-/// Mounts, console, links, Ctrl-Alt-Del, loopback. `Err` is the one line
-/// to print before [`end`] with exit code 71.
-pub fn boot() -> Result<(), String> {
+/// Phase 0 in VM mode: mounts, console, links, Ctrl-Alt-Del, loopback,
+/// then the image config applied to `args` (the kernel's argument words)
+/// and the environment. `Err` is what to print before [`end`] with exit
+/// code 71.
+pub fn boot(args: Vec<OsString>) -> Result<Booted, Failure> {
+    machine().map_err(|message| Failure::new(exit::OS_ERROR, message))?;
+    apply_image_config(args).map_err(|message| Failure::new(exit::OS_ERROR, message))
+}
+
+/// Mounts, console, links, Ctrl-Alt-Del, loopback.
+fn machine() -> Result<(), String> {
     for spec in MOUNTS {
         mount_missing(spec)?;
         if spec.target == c"/dev" {
@@ -389,23 +423,27 @@ pub struct Booted {
     pub args: Vec<OsString>,
     /// The image's stop signal.
     pub stop_signal: Option<i32>,
+    /// The image's Hostname.
+    pub hostname: Option<String>,
     /// Lines to log as warnings once logging is set up.
     pub warnings: Vec<String>,
 }
 
 /// Reads the image config (if any) and applies it: the environment (the
-/// image's `Env` under the kernel's variables, a default PATH), the
-/// hostname, the working directory. Returns envinit's argument words.
-pub fn apply_image_config(args: Vec<OsString>) -> Result<Booted, String> {
+/// image's `Env` under the kernel's variables, a default PATH) and the
+/// working directory. Returns envinit's argument words. (It runs before the
+/// settings are read: the image config decides what they are. So the two
+/// variables it needs, `ENVINIT_IMAGE_CONFIG` and whether the kernel gave
+/// `ENVINIT_USER`, are looked up in the raw environment.)
+fn apply_image_config(args: Vec<OsString>) -> Result<Booted, String> {
     let mut booted = Booted::default();
-    let path = settings::leading_value(&args, "image-config")
+    let path = options::leading_value(&args, "image-config")
         .or_else(|| getenv(c"ENVINIT_IMAGE_CONFIG"))
         .map(PathBuf::from)
         .or_else(|| {
             let default = Path::new(DEFAULT_IMAGE_CONFIG);
             default.exists().then(|| default.to_path_buf())
         });
-    let mut hostname = None;
     match path {
         None => booted.args = args,
         Some(path) => {
@@ -424,13 +462,10 @@ pub fn apply_image_config(args: Vec<OsString>) -> Result<Booted, String> {
             if let Some(dir) = &plan.working_dir {
                 make_dirs(dir);
                 std::env::set_current_dir(dir).map_err(|e| {
-                    format!(
-                        "cannot enter WorkingDir {dir}: {}",
-                        crate::logging::reason(&e)
-                    )
+                    format!("cannot enter WorkingDir {dir}: {}", crate::exit::reason(&e))
                 })?;
             }
-            hostname = plan.hostname;
+            booted.hostname = plan.hostname;
             booted.stop_signal = plan.stop_signal;
             booted.args = plan.args;
         }
@@ -438,25 +473,39 @@ pub fn apply_image_config(args: Vec<OsString>) -> Result<Booted, String> {
     if getenv(c"PATH").is_none() {
         set_env("PATH", DEFAULT_PATH);
     }
-    let hostname = getenv(c"ENVINIT_HOSTNAME").or(hostname).or_else(|| {
-        std::fs::read("/etc/hostname")
-            .ok()
-            .and_then(|bytes| {
-                let text = String::from_utf8_lossy(&bytes);
-                text.lines().next().map(|l| l.trim().to_string())
-            })
-            .filter(|name| !name.is_empty())
-    });
+    Ok(booted)
+}
+
+/// Phase 1 in VM mode, once the settings are read and logging is up: the
+/// hostname (`ENVINIT_HOSTNAME`, else the image's Hostname, else the first
+/// line of /etc/hostname) and the warnings of the boot.
+pub fn settle(booted: &Booted, settings: &VmSettings) {
+    for warning in &booted.warnings {
+        tracing::warn!("{warning}");
+    }
+    let hostname = settings
+        .hostname
+        .clone()
+        .or_else(|| booted.hostname.clone())
+        .or_else(|| {
+            std::fs::read("/etc/hostname")
+                .ok()
+                .and_then(|bytes| {
+                    let text = String::from_utf8_lossy(&bytes);
+                    text.lines().next().map(|l| l.trim().to_string())
+                })
+                .filter(|name| !name.is_empty())
+        });
     if let Some(name) = hostname {
         // SAFETY: sethostname reads `len` bytes of the string we own.
         if unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) } != 0 {
-            booted.warnings.push(format!(
-                "cannot set the hostname {name:?}: {}",
-                errno_text()
-            ));
+            tracing::warn!(
+                hostname = name.as_str(),
+                error = errno_text(),
+                "cannot set the hostname"
+            );
         }
     }
-    Ok(booted)
 }
 
 /// `mkdir -p` (modes 0755); errors show when the directory is entered.
@@ -490,7 +539,7 @@ fn read_image_config(path: &Path) -> Result<image::ImageConfig, String> {
         format!(
             "cannot read the image config {}: {}",
             path.display(),
-            crate::logging::reason(&e)
+            crate::exit::reason(&e)
         )
     };
     let not_a_file = |kind: std::fs::FileType| {
@@ -547,20 +596,6 @@ fn set_env(key: &str, value: &str) {
     // SAFETY: phase 0 of VM mode: envinit is single-threaded and nothing
     // else reads or writes the environment at the same time.
     unsafe { std::env::set_var(key, value) };
-}
-
-/// VM mode's changes to the settings: Ctrl-Alt-Del (SIGINT) is a stop
-/// handled as the image's StopSignal, else SIGTERM; SIGTERM becomes the
-/// StopSignal too (after the user's own `--rewrite`s, which win).
-pub fn adjust(settings: &mut Settings, stop_signal: Option<i32>) {
-    let stop = stop_signal.unwrap_or(libc::SIGTERM);
-    settings.supervise.ctrl_alt_del = Some(stop);
-    if stop != libc::SIGTERM {
-        settings
-            .supervise
-            .rewrites
-            .push((libc::SIGTERM, Some(stop)));
-    }
 }
 
 /// The end of VM mode: the exit code on the console (unless `quiet`, i.e.
@@ -680,28 +715,5 @@ mod tests {
             "{err}"
         );
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn stop_signal_adjustments() {
-        let mut s = match settings::parse(
-            vec!["--rewrite".into(), "TERM:HUP".into(), "app".into()],
-            vec![],
-        ) {
-            Ok(settings::Request::Run(s)) => *s,
-            other => panic!("{other:?}"),
-        };
-        adjust(&mut s, Some(libc::SIGQUIT));
-        assert_eq!(s.supervise.ctrl_alt_del, Some(libc::SIGQUIT));
-        assert_eq!(
-            s.supervise.rewrites,
-            vec![
-                (libc::SIGTERM, Some(libc::SIGHUP)),
-                (libc::SIGTERM, Some(libc::SIGQUIT))
-            ],
-            "the user's rewrite comes first and wins"
-        );
-        adjust(&mut s, None);
-        assert_eq!(s.supervise.ctrl_alt_del, Some(libc::SIGTERM));
     }
 }

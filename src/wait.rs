@@ -34,9 +34,9 @@ use std::time::{Duration, Instant};
 use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use crate::exit;
-use crate::settings::format_duration;
-use crate::supervisor::Signals;
+use crate::exit::{self, Failure};
+use crate::options::{Given, format_duration, parse_duration};
+use crate::signals::intake::Signals;
 
 /// The first pause before a retry.
 pub const FIRST_RETRY: Duration = Duration::from_millis(50);
@@ -75,6 +75,23 @@ impl Checks {
     /// `--probe`'s default: nothing to probe, 2 s per attempt.
     pub const fn probe_default() -> Checks {
         Checks::new(Duration::from_secs(2))
+    }
+
+    /// The URLs of option `urls` (`wait` or `probe`) and the timeout of
+    /// option `timeout` (`wait-timeout`, `probe-timeout`) over `checks`.
+    pub fn from_options(
+        given: &mut Given,
+        urls: &str,
+        timeout: &str,
+        mut checks: Checks,
+    ) -> Result<Checks, Failure> {
+        if let Some(r) = given.take(timeout) {
+            checks.timeout = r.parse_last(parse_duration)?.unwrap_or(checks.timeout);
+        }
+        if let Some(r) = given.take(urls) {
+            checks.targets = r.parse_each(parse)?;
+        }
+        Ok(checks)
     }
 }
 
@@ -234,7 +251,7 @@ fn host_port(authority: &str, default_port: Option<u16>) -> Result<(String, u16)
 /// wait times out, 128+N when stop signal N arrives). Logs one info line per
 /// dependency when it is ready, one warning every [`WARN_EVERY`] while some
 /// are not, and one error line per dependency still down at the end.
-pub fn wait_for(checks: &Checks, signals: &Signals) -> Result<(), u8> {
+pub fn wait_for(checks: &Checks, signals: &Signals) -> Result<(), Failure> {
     let mut run = Run::new(&checks.targets, true);
     match run.go(Instant::now() + checks.timeout, Some(signals)) {
         Ended::AllReady => Ok(()),
@@ -243,13 +260,17 @@ pub fn wait_for(checks: &Checks, signals: &Signals) -> Result<(), u8> {
                 signal = crate::signals::name(signal).as_str(),
                 "stop signal while waiting for dependencies: the app was not started"
             );
-            Err(exit::SIGNAL_BASE.saturating_add(u8::try_from(signal).unwrap_or(0)))
+            Err(Failure::quiet(
+                exit::SIGNAL_BASE.saturating_add(u8::try_from(signal).unwrap_or(0)),
+            ))
         }
         Ended::Done => {
             let after = format!(" is not ready after {}", format_duration(checks.timeout));
             run.report(&after);
-            tracing::error!("dependencies not ready: the app was not started (exit 69)");
-            Err(exit::UNAVAILABLE)
+            Err(Failure::new(
+                exit::UNAVAILABLE,
+                "dependencies not ready: the app was not started (exit 69)",
+            ))
         }
     }
 }
@@ -624,7 +645,7 @@ fn status_of(answer: &[u8]) -> Option<u16> {
 
 /// An OS error as the OS says it, lower-cased: "connection refused".
 fn os_text(e: &io::Error) -> String {
-    crate::logging::reason(e).to_ascii_lowercase()
+    crate::exit::reason(e).to_ascii_lowercase()
 }
 
 /// A non-blocking TCP connect to `addr`: the stream and whether it is

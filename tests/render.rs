@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use envinit::container::Facts;
 use envinit::render::{self, Values};
-use envinit::settings::{PathPair, RenderSettings};
+use envinit::render::{PathPair, RenderSettings};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 

@@ -227,7 +227,7 @@ pub(crate) fn read_template(path: &Path) -> Result<Vec<u8>, String> {
             format!(
                 "{}: cannot read the template ({})",
                 path.display(),
-                crate::logging::reason(&e)
+                crate::exit::reason(&e)
             )
         })?;
     if bytes.len() as u64 > MAX_TEMPLATE {
@@ -450,7 +450,7 @@ fn stage(
         unlink(fd, &temp);
         return Err(fail(
             "write a temporary file beside it",
-            crate::logging::reason(&e),
+            crate::exit::reason(&e),
         ));
     }
     Ok(Staged {

@@ -143,34 +143,8 @@ pub(crate) fn parse(name: &str, arg: Arg) -> Result<Op, String> {
 /// double-quoted scalar).
 pub(crate) fn json(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
-    push_json_string(&mut out, value);
+    crate::json::push_json_string(&mut out, value);
     out
-}
-
-/// Appends `text` as a JSON string literal: quotes, backslashes and control
-/// characters escaped, and the two JavaScript line terminators too. Shared
-/// with envinit's JSON log lines.
-pub fn push_json_string(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' || c == '\u{2028}' || c == '\u{2029}' => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                let n = c as u32;
-                out.push_str("\\u");
-                for shift in [12, 8, 4, 0] {
-                    out.push(char::from(HEX[((n >> shift) & 0xf) as usize]));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// `shell`: the value as one single-quoted POSIX shell word.

@@ -19,8 +19,8 @@
 
 use std::collections::BTreeMap;
 
+use super::IniTarget;
 use super::values::{MAX_VALUE, Values};
-use crate::settings::IniTarget;
 
 fn is_key(text: &str) -> bool {
     !text.is_empty()

@@ -23,7 +23,8 @@
 //! user's) is one more problem of step 2, found before anything is
 //! written.
 //!
-//! [`run`] is what `main` calls; [`run_with`] is the same over given values
+//! [`write`] is what `main` calls (phase 4, and `--check`); [`run`] is the
+//! same without its log lines; [`run_with`] is the same over given values
 //! (tests, benchmarks); [`render_template`] renders one template's text.
 
 mod eval;
@@ -35,28 +36,101 @@ mod values;
 
 use std::path::{Path, PathBuf};
 
+use crate::exit::{self, Failure};
+use crate::options::{Given, parse_bool, split_pair};
+
 pub use eval::{MAX_OUTPUT, MAX_STEPS};
 pub use files::{MAX_DIR_DEPTH, MAX_FILES, MAX_TEMPLATE};
-pub use formatters::push_json_string;
 pub use template::{MAX_DEPTH, MAX_TAGS};
 pub use values::{MAX_FILES_TOTAL, MAX_VALUE, Values};
 
-use crate::settings::RenderSettings;
+/// Config files rendered at start: the config options (docs/options.md,
+/// "Config rendering"; the language is docs/templates.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderSettings {
+    /// `--template SRC:DEST` pairs; SRC may be a directory.
+    pub templates: Vec<PathPair>,
+    /// `--ini PREFIX:DEST` targets.
+    pub ini: Vec<IniTarget>,
+    /// Render in memory and report, write nothing, run nothing.
+    pub check: bool,
+    /// Where `{{ secrets.NAME }}` reads from.
+    pub secrets_dir: PathBuf,
+}
+
+impl Default for RenderSettings {
+    fn default() -> Self {
+        RenderSettings {
+            templates: Vec::new(),
+            ini: Vec::new(),
+            check: false,
+            secrets_dir: PathBuf::from("/run/secrets"),
+        }
+    }
+}
+
+impl RenderSettings {
+    /// True when there is nothing to render (the common fast path).
+    pub fn is_empty(&self) -> bool {
+        self.templates.is_empty() && self.ini.is_empty()
+    }
+
+    /// `--template`, `--ini`, `--secrets-dir`, `--check`.
+    pub fn from_options(given: &mut Given) -> Result<RenderSettings, Failure> {
+        let mut render = RenderSettings::default();
+        if let Some(r) = given.take("template") {
+            render.templates = r.parse_each(|v| {
+                let (src, dest) = split_pair(v, "SRC:DEST")?;
+                Ok(PathPair {
+                    src: src.into(),
+                    dest: dest.into(),
+                })
+            })?;
+        }
+        if let Some(r) = given.take("ini") {
+            render.ini = r.parse_each(|v| {
+                let (prefix, dest) = split_pair(v, "PREFIX:DEST")?;
+                Ok(IniTarget {
+                    prefix: prefix.to_string(),
+                    dest: dest.into(),
+                })
+            })?;
+        }
+        if let Some(r) = given.take("secrets-dir") {
+            if let Some(dir) = r.last() {
+                render.secrets_dir = dir.into();
+            }
+        }
+        if let Some(r) = given.take("check") {
+            render.check = r.parse_last(parse_bool)?.unwrap_or(false);
+        }
+        Ok(render)
+    }
+}
+
+/// A template source and where its output goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathPair {
+    /// The template file or directory.
+    pub src: PathBuf,
+    /// The rendered file or directory.
+    pub dest: PathBuf,
+}
+
+/// `--ini PREFIX:DEST`: variables named `PREFIX...` become lines of DEST.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IniTarget {
+    /// The variable-name prefix, kept as written (case-sensitive).
+    pub prefix: String,
+    /// The ini file to write.
+    pub dest: PathBuf,
+}
 
 /// The most problems reported for one template; the rest are counted.
 pub const MAX_PROBLEMS_PER_FILE: usize = 100;
 
 /// The most bytes all rendered files of one run may total (64 MiB).
 pub const MAX_TOTAL_OUTPUT: usize = 64 << 20;
-
-/// Every problem found, one line each (`FILE:LINE:COL: message` for
-/// templates, `PATH: message` otherwise). Nothing was written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    /// The problems, file by file in the order given, each file's in order
-    /// of position.
-    pub problems: Vec<String>,
-}
 
 /// What a successful run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -71,6 +145,28 @@ pub struct Summary {
 /// from a secret (`secrets.X` or an `X_FILE`): none for "other", no write
 /// for the group; stricter template modes stay as they are.
 pub const SECRET_MODE_MASK: u32 = 0o750;
+
+/// Phase 4: renders every file and writes them, all or nothing, owned by
+/// `owner` (the `--user`'s uid and gid) when given; with `--check`, renders
+/// in memory only. Returns how many files rendered; on failure, every
+/// problem (`FILE:LINE:COL: ...`), exit 78, and nothing was written.
+pub fn write(settings: &RenderSettings, owner: Option<(u32, u32)>) -> Result<usize, Failure> {
+    match run(settings, owner) {
+        Ok(summary) => {
+            tracing::debug!(files = summary.written, "config rendered");
+            Ok(summary.rendered)
+        }
+        Err(failure) => {
+            let mut problems = failure.problems;
+            let count = problems.len();
+            problems.push(format!(
+                "nothing was written and nothing started ({count} problem{})",
+                if count == 1 { "" } else { "s" }
+            ));
+            Err(Failure::all(exit::CONFIG, problems))
+        }
+    }
+}
 
 /// Renders everything `settings` asks for from this process's environment
 /// and writes it (unless `settings.check`), the files and the directories
@@ -158,7 +254,7 @@ fn render_all(
     let creator = (!settings.check).then(|| owner.map_or_else(crate::appfs::chase::euid, |o| o.0));
     check_dests(&outputs, creator, &mut problems);
     if !problems.is_empty() {
-        return Err(Failure { problems });
+        return Err(Failure::all(exit::CONFIG, problems));
     }
     let rendered = outputs.len();
     if settings.check {
@@ -167,7 +263,7 @@ fn render_all(
             written: 0,
         });
     }
-    files::write_all(&outputs, owner).map_err(|problems| Failure { problems })?;
+    files::write_all(&outputs, owner).map_err(|problems| Failure::all(exit::CONFIG, problems))?;
     Ok(Summary {
         rendered,
         written: rendered,

@@ -5,8 +5,8 @@ use std::fs;
 use std::path::PathBuf;
 
 use super::*;
+use super::{IniTarget, PathPair};
 use crate::container::Facts;
-use crate::settings::{IniTarget, PathPair};
 
 fn facts() -> Facts {
     Facts {

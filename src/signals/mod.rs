@@ -1,6 +1,10 @@
-//! Signal names and numbers: parsing what users write (`TERM`, `SIGTERM`,
-//! `15`, `RTMIN+2`) and naming numbers in log lines. Pure functions; sending
-//! signals is the supervisor's job.
+//! Signals: their names and numbers, and ([`intake`]) how envinit takes
+//! them in.
+//!
+//! This file: parsing what users write (`TERM`, `SIGTERM`, `15`,
+//! `RTMIN+2`), naming numbers in log lines, and which signals ask the
+//! container to stop. Pure functions; sending signals is the
+//! supervisor's job, receiving them [`intake`]'s.
 //!
 //! Real-time signals are numbered as `kill -l` on a glibc system and Docker
 //! number them, whatever C library envinit is built with: `RTMIN` is 34,
@@ -8,7 +12,15 @@
 //! RTMIN). Names in logs follow `kill -l`: 34-49 are `SIGRTMIN+N`, 50-64
 //! `SIGRTMAX-N`; 32 and 33 have no name (`signal 32`).
 
+pub mod intake;
+
 use nix::libc;
+
+/// Is `signal`, as received, one that asks the container to stop
+/// (SIGTERM, SIGINT, SIGQUIT)?
+pub fn is_stop(signal: i32) -> bool {
+    matches!(signal, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT)
+}
 
 /// The standard signals by name, without the `SIG` prefix (Linux x86_64).
 const NAMES: &[(&str, i32)] = &[
