@@ -32,7 +32,6 @@
 //!   options given are looked up: a start without options pays for one
 //!   pass over argv and one over the environment's names.
 
-use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
@@ -437,16 +436,15 @@ pub fn help() -> String {
         let usage = format!("\n  {short}--{}{value}", opt.long);
         out.push_str(&usage);
         // The usage and its text on one line when there is room.
-        if usage.len() - 1 < HELP_COLUMN {
-            out.push_str(&" ".repeat(HELP_COLUMN + 1 - usage.len()));
-        } else {
-            out.push('\n');
-            out.push_str(&" ".repeat(HELP_COLUMN));
-        }
+        let mut column = usage.len() - 1;
         for (i, line) in opt.help.lines().enumerate() {
-            if i > 0 {
+            if i > 0 || column >= HELP_COLUMN {
                 out.push('\n');
-                out.push_str(&" ".repeat(HELP_COLUMN));
+                column = 0;
+            }
+            while column < HELP_COLUMN {
+                out.push(' ');
+                column += 1;
             }
             out.push_str(line.trim_start());
         }
@@ -512,10 +510,16 @@ impl Raw {
         &self,
         parse: impl Fn(&str) -> Result<T, String>,
     ) -> Result<Vec<T>, Failure> {
-        self.values
-            .iter()
-            .map(|v| parse(v).map_err(|e| self.error(e)))
-            .collect()
+        // A plain loop: `collect` into a `Result` costs ~1 KiB of binary
+        // per value type.
+        let mut parsed = Vec::with_capacity(self.values.len());
+        for value in &self.values {
+            match parse(value) {
+                Ok(v) => parsed.push(v),
+                Err(e) => return Err(self.error(e)),
+            }
+        }
+        Ok(parsed)
     }
 }
 
@@ -790,10 +794,10 @@ pub fn from_variables(vars: Vec<(OsString, OsString)>) -> Result<Variables, Fail
         return Ok(found);
     }
     // Keys are the options' names in envy's form: lower case, `_` for `-`.
-    let map: BTreeMap<String, String> = envy::prefixed("ENVINIT_")
+    let Pairs(pairs) = envy::prefixed("ENVINIT_")
         .from_iter(known)
         .map_err(|e| config(format!("ENVINIT_* variables: {e}")))?;
-    for (key, value) in map {
+    for (key, value) in pairs {
         let Some(opt) = TABLE
             .iter()
             .find(|o| o.reach != Reach::CommandLine && o.long.replace('-', "_") == key)
@@ -816,6 +820,30 @@ pub fn from_variables(vars: Vec<(OsString, OsString)>) -> Result<Variables, Fail
         });
     }
     Ok(found)
+}
+
+/// What envy reads the variables into: name and value pairs, in order (a
+/// map type of std would bring its own code for a handful of entries).
+struct Pairs(Vec<(String, String)>);
+
+impl<'de> serde::Deserialize<'de> for Pairs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Pairs;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("variables")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Pairs, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = map.next_entry()? {
+                    pairs.push(pair);
+                }
+                Ok(Pairs(pairs))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
 }
 
 /// Parses `500ms`, `10s`, `2m`, `1h`, or a bare number of seconds.

@@ -233,7 +233,7 @@ impl Wakers for NoWakers {
 /// Polls `fd` and the wakers' fds until `fd` is readable (true), or
 /// `deadline` passes or a waker's fd is ready (false).
 #[inline(never)]
-fn readable_before(fd: &OwnedFd, deadline: Option<Instant>, wakers: &impl Wakers) -> bool {
+fn readable_before(fd: &OwnedFd, deadline: Option<Instant>, wakers: &dyn Wakers) -> bool {
     let timeout = match deadline {
         None => PollTimeout::NONE,
         Some(at) => {
