@@ -2,23 +2,25 @@
 //! environment, then runs the app and supervises it.
 //!
 //! The binary (`src/main.rs`) tells the story of a container start, one call
-//! per phase; each phase lives in the module named for it:
+//! per phase; ARCHITECTURE.md maps the modules. From the top down:
 //!
-//! - [`settings`]: options from the command line and `ENVINIT_*` variables.
-//! - [`logging`]: envinit's own log lines, on stderr only.
-//! - [`render`]: config files rendered from the environment (templates, ini).
+//! - [`settings`]: assembles each phase's options into one value.
+//! - [`supervisor`]: the Linux side of PID 1: spawn, the poll loop, reaping.
 //! - [`vm`]: VM mode, envinit as a microVM's init: boot and power-off.
+//! - [`launch`]: what the app runs as and with (`--user`, `--export-file-var`).
+//! - [`render`]: config files rendered from the environment (templates, ini).
+//! - [`wait`]: dependencies awaited before the start, and `--probe`.
 //! - [`image`]: the image config (`docker image inspect`) VM mode applies.
+//! - [`lifecycle`]: what PID 1 decides on each event, free of system calls.
 //! - [`container`]: the container's memory and CPU limits, from its cgroup.
 //! - [`follow`]: log files copied to stdout/stderr (`--stdout`, `--stderr`).
-//! - [`launch`]: what the app runs as and with (`--user`, `--export-file-var`).
+//! - [`options`]: the option table, the argv lexer, `ENVINIT_*`, value syntax.
 //! - [`user`]: /etc/passwd and /etc/group, names and ids for `--user`.
-//! - [`wait`]: dependencies awaited before the start, and `--probe`.
-//! - [`supervisor`]: the Linux side of PID 1: spawn, signals, reaping.
-//! - [`lifecycle`]: what PID 1 decides on each event, free of system calls.
-//! - [`signals`]: signal names and numbers.
-//! - [`exit`]: envinit's documented exit codes.
 //! - [`appfs`]: root acting on paths the app controls, with the app's rights.
+//! - [`logging`]: envinit's own log lines, on stderr only.
+//! - [`signals`]: signal names and numbers; taking and reading signals.
+//! - [`json`]: JSON string escaping.
+//! - [`exit`]: exit codes, the one error type, `--remap-exit`.
 //! - [`arena`]: the start-up allocator of the binary.
 #![cfg_attr(
     not(test),

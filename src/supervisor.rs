@@ -20,7 +20,7 @@
 //!   process" (ESRCH) means already gone.
 
 use std::ffi::{CString, OsString};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::time::Instant;
 
@@ -186,14 +186,9 @@ fn spawn(
         .map(|word| CString::new(word.as_bytes()))
         .collect::<Result<_, _>>()
         .map_err(|_| Failure::new(exit::USAGE, "an argument of the command holds a NUL byte"))?;
-    let mut pointers: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    pointers.push(std::ptr::null());
+    let argv = null_terminated(&argv);
     // Only with --user or --export-file-var: the child's own environment.
-    let envp: Option<Vec<*const libc::c_char>> = launch.env.as_ref().map(|env| {
-        let mut envp: Vec<_> = env.iter().map(|e| e.as_ptr()).collect();
-        envp.push(std::ptr::null());
-        envp
-    });
+    let envp = launch.env.as_deref().map(null_terminated);
     let ids = launch.identity.as_ref().filter(|_| launch.switch);
     let os_error = |what: &str, e: Errno| {
         os_failure(
@@ -212,7 +207,7 @@ fn spawn(
     // or _exit, never by returning.
     match unsafe { unistd::fork() } {
         Ok(ForkResult::Child) => exec_child(
-            &pointers,
+            &argv,
             envp.as_deref(),
             ids,
             &original_mask,
@@ -221,50 +216,63 @@ fn spawn(
         ),
         Ok(ForkResult::Parent { child }) => {
             drop(report_write);
-            // errno, then the step that failed (0: the exec).
-            let mut report = [0u8; 8];
-            let read = loop {
-                match unistd::read(&report_read, &mut report) {
-                    Err(Errno::EINTR) => continue,
-                    other => break other,
-                }
-            };
-            match read {
-                // End of file: the exec succeeded and closed the pipe.
-                Ok(0) => Ok(child),
-                Ok(n) => {
-                    // The exec failed; the child has _exited: reap it now.
-                    let _ = nix::sys::wait::waitpid(child, None);
-                    let [e0, e1, e2, e3, s0, s1, s2, s3] = report;
-                    let errno = Errno::from_raw(i32::from_ne_bytes([e0, e1, e2, e3]));
-                    let step = if n == 8 {
-                        i32::from_ne_bytes([s0, s1, s2, s3])
-                    } else {
-                        0
-                    };
-                    Err(match USER_STEPS.get(step as usize) {
-                        Some(call) if step > 0 => Failure::new(
-                            exit::OS_ERROR,
-                            format!(
-                                "cannot start {:?} as the --user: {call} failed: {} (envinit needs root, or CAP_SETUID and CAP_SETGID)",
-                                program.to_string_lossy(),
-                                errno.desc()
-                            ),
-                        ),
-                        _ => spawn_error(program, errno),
-                    })
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        error = e.desc(),
-                        "cannot tell whether the exec succeeded; assuming it did"
-                    );
-                    Ok(child)
-                }
-            }
+            exec_outcome(program, child, &report_read)
         }
         Err(e) => Err(os_error("fork", e)),
     }
+}
+
+/// The C strings' pointers, then a null pointer, as exec takes them.
+fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
+    let mut pointers: Vec<_> = strings.iter().map(|s| s.as_ptr()).collect();
+    pointers.push(std::ptr::null());
+    pointers
+}
+
+/// After the fork: reads what the child reports on the close-on-exec pipe
+/// (nothing: the exec succeeded; errno and the step that failed: it did
+/// not, and the child has exited) and turns a failure into its exit code.
+fn exec_outcome(program: &OsString, child: Pid, report_read: &OwnedFd) -> Result<Pid, Failure> {
+    // errno, then the step that failed (0: the exec).
+    let mut report = [0u8; 8];
+    let read = loop {
+        match unistd::read(report_read, &mut report) {
+            Err(Errno::EINTR) => continue,
+            other => break other,
+        }
+    };
+    let n = match read {
+        // End of file: the exec succeeded and closed the pipe.
+        Ok(0) => return Ok(child),
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(
+                error = e.desc(),
+                "cannot tell whether the exec succeeded; assuming it did"
+            );
+            return Ok(child);
+        }
+    };
+    // The exec failed; the child has _exited: reap it now.
+    let _ = nix::sys::wait::waitpid(child, None);
+    let [e0, e1, e2, e3, s0, s1, s2, s3] = report;
+    let errno = Errno::from_raw(i32::from_ne_bytes([e0, e1, e2, e3]));
+    let step = if n == 8 {
+        i32::from_ne_bytes([s0, s1, s2, s3])
+    } else {
+        0
+    };
+    Err(match USER_STEPS.get(step as usize) {
+        Some(call) if step > 0 => Failure::new(
+            exit::OS_ERROR,
+            format!(
+                "cannot start {:?} as the --user: {call} failed: {} (envinit needs root, or CAP_SETUID and CAP_SETGID)",
+                program.to_string_lossy(),
+                errno.desc()
+            ),
+        ),
+        _ => spawn_error(program, errno),
+    })
 }
 
 /// What the forked child reports as failed: 0 the exec, then the user switch.

@@ -35,10 +35,9 @@
 use std::ffi::{CStr, CString, OsString};
 use std::path::{Path, PathBuf};
 
-use nix::errno::Errno;
 use nix::libc;
 
-use crate::exit::{self, Failure};
+use crate::exit::{self, Failure, errno_text};
 use crate::image;
 use crate::options::{self, Given};
 
@@ -251,11 +250,6 @@ pub fn detect(args: &[OsString], variables: &[(OsString, OsString)]) -> bool {
             unsafe { libc::access(c"/proc/self".as_ptr(), libc::F_OK) != 0 }
         }
     }
-}
-
-/// Errno text the OS way.
-fn errno_text() -> &'static str {
-    Errno::last().desc()
 }
 
 /// Phase 0 in VM mode: mounts, console, links, Ctrl-Alt-Del, loopback,
