@@ -23,7 +23,7 @@
 //! user's) is one more problem of step 2, found before anything is
 //! written.
 //!
-//! [`write`] is what `main` calls (phase 4, and `--check`); [`run`] is the
+//! [`write()`] is what `main` calls (phase 4, and `--check`); [`run`] is the
 //! same without its log lines; [`run_with`] is the same over given values
 //! (tests, benchmarks); [`render_template`] renders one template's text.
 
