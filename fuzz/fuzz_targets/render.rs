@@ -38,6 +38,14 @@ fuzz_target!(|data: &[u8]| {
     });
 
     let result = render_template("fuzz", template, &values);
+    // TEMPORARY differential check: render_template runs the direct and the
+    // tinytemplate assembler and reports a difference as this line.
+    if let Err(lines) = &result {
+        assert!(
+            !lines.iter().any(|l| l.contains("assemblers differ")),
+            "{lines:?}"
+        );
+    }
     if let Ok(text) = std::str::from_utf8(template) {
         if !text.contains("{{") {
             assert_eq!(
