@@ -101,7 +101,7 @@ impl Eval<'_> {
                     let src = self.src;
                     self.emit(*start, src.get(*start..*end).unwrap_or(""))?;
                 }
-                Node::Value { expr, .. } => {
+                Node::Value { expr } => {
                     self.step(expr.offset)?;
                     if let Some(text) = self.expr(expr) {
                         self.emit(expr.offset, &text)?;
@@ -111,7 +111,6 @@ impl Eval<'_> {
                     cond,
                     then,
                     otherwise,
-                    ..
                 } => {
                     let Some(cond) = cond else { continue };
                     self.step(cond.offset)?;
@@ -120,7 +119,7 @@ impl Eval<'_> {
                     };
                     self.nodes(if truth { then } else { otherwise })?;
                 }
-                Node::For { source, body, .. } => {
+                Node::For { source, body } => {
                     let Some(source) = source else { continue };
                     self.step(source.offset)?;
                     let Some(list) = self.expr(source) else {
@@ -274,5 +273,45 @@ fn subject(primary: &Primary) -> String {
         }
         Primary::Str(_) => "the string".into(),
         Primary::Item(_, name) => format!("the loop item {name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+
+    use super::super::template::parse;
+    use super::*;
+
+    /// Text is copied byte for byte, next to values that look like syntax.
+    #[test]
+    fn text_and_values_are_copied_as_they_are() {
+        let values = Values::new(
+            [(OsString::from("V"), OsString::from("{\\ {{x}} \\"))],
+            "/nonexistent".into(),
+        );
+        for text in [
+            "",
+            "{",
+            "}",
+            "\\",
+            "\\\\",
+            "\\{",
+            "{\\",
+            "a\\{b\\\\{c}",
+            "{# not a comment #}",
+            "{ x }",
+            "server { location / { } }\n",
+            "%d{yyyy-MM-dd} ${HOME} \\${x}",
+            "  leading and trailing  \n\t",
+            "end with backslash \\",
+            "ü{\\}\\",
+        ] {
+            let src = format!("{text}{{{{ V }}}}{text}");
+            let (parsed, problems) = parse(&src);
+            assert!(problems.is_empty(), "{src:?}: {problems:?}");
+            let got = render(&src, &parsed.unwrap(), &values).unwrap();
+            assert_eq!(got, format!("{text}{{\\ {{{{x}}}} \\{text}"), "{src:?}");
+        }
     }
 }

@@ -28,9 +28,6 @@
 //! (tests, benchmarks); [`render_template`] renders one template's text.
 
 mod eval;
-// Temporary: the tinytemplate assembler, kept only to compare the direct
-// one with it (`render_template` runs both).
-mod eval_tt;
 mod files;
 mod formatters;
 mod ini;
@@ -312,33 +309,7 @@ pub fn render_template(name: &str, source: &[u8], values: &Values) -> Result<Str
     };
     let (parsed, mut problems) = template::parse(src);
     if let Some(parsed) = &parsed {
-        let direct = eval::render(src, parsed, values);
-        let old = eval_tt::render(src, parsed, values);
-        // Compared as the user sees them: with syntax problems, an output is
-        // dropped and only evaluation's problems count. The old path's one
-        // known flaw: there, a bad for tag made tinytemplate fail too,
-        // adding a spurious internal error line.
-        let (same, known) = if problems.is_empty() {
-            (direct == old, false)
-        } else {
-            let internal =
-                |p: &eval_tt::Problem| p.message.starts_with("internal error: tinytemplate");
-            let seen = |r: &Result<String, Vec<eval_tt::Problem>>| match r {
-                Ok(_) => Vec::new(),
-                Err(p) => p.iter().filter(|p| !internal(p)).cloned().collect(),
-            };
-            let known = matches!(&old, Err(p) if p.iter().any(internal));
-            (seen(&direct) == seen(&old), known)
-        };
-        if !same {
-            #[cfg(test)]
-            eprintln!("DIFF direct={direct:?}\n old={old:?}\n parse={problems:?}");
-            return Err(vec![format!(
-                "{name}: internal error: the direct and the tinytemplate assemblers differ"
-            )]);
-        }
-        eval_tt::counted(known);
-        match direct {
+        match eval::render(src, parsed, values) {
             Ok(text) if problems.is_empty() => return Ok(text),
             Ok(_) => {}
             Err(found) => problems.extend(found),

@@ -71,30 +71,25 @@ pub(crate) struct Cond {
     pub negate: bool,
 }
 
-/// One piece of a template. Slots number the values a scope (the template,
-/// or one iteration of a `for`) computes, in order.
+/// One piece of a template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Node {
     /// Text copied as is: `src[start..end]`.
     Text { start: usize, end: usize },
-    /// `{{ expr }}`: its value goes in `slot`.
-    Value { expr: Expr, slot: usize },
-    /// `{{ if }}`: the condition's truth goes in `slot`. `cond` is `None`
-    /// when the tag was bad (a problem was reported).
+    /// `{{ expr }}`: its value is copied.
+    Value { expr: Expr },
+    /// `{{ if }}`: `then` or `otherwise`, as the condition says. `cond` is
+    /// `None` when the tag was bad (a problem was reported).
     If {
         cond: Option<Cond>,
-        slot: usize,
         then: Vec<Node>,
         otherwise: Vec<Node>,
     },
-    /// `{{ for }}`: the iterations go in `slot`; each iteration is a scope
-    /// of `body_slots` slots. `depth` numbers the loop (0 = outermost).
+    /// `{{ for }}`: `body` once per item of the source's list. `source` is
+    /// `None` when the tag was bad (a problem was reported).
     For {
         source: Option<Expr>,
-        slot: usize,
-        depth: usize,
         body: Vec<Node>,
-        body_slots: usize,
     },
 }
 
@@ -102,7 +97,6 @@ pub(crate) enum Node {
 #[derive(Debug)]
 pub(crate) struct Parsed {
     pub nodes: Vec<Node>,
-    pub root_slots: usize,
 }
 
 #[derive(Debug)]
@@ -115,13 +109,10 @@ enum Tok {
 enum Block {
     If {
         cond: Option<Cond>,
-        slot: usize,
         then: Option<Vec<Node>>,
     },
     For {
         source: Option<Expr>,
-        slot: usize,
-        depth: usize,
     },
 }
 
@@ -136,8 +127,6 @@ struct Parser<'a> {
     problems: Vec<Problem>,
     frames: Vec<Frame>,
     root: Vec<Node>,
-    /// Slot counters: the template's, then one per open `for`.
-    scopes: Vec<usize>,
     /// The names of the open `for` loops' variables, outermost first.
     loop_vars: Vec<String>,
     /// Set when blocks do not match: the tree cannot be evaluated.
@@ -154,7 +143,6 @@ pub(crate) fn parse(src: &str) -> (Option<Parsed>, Vec<Problem>) {
         problems: Vec::new(),
         frames: Vec::new(),
         root: Vec::new(),
-        scopes: vec![0],
         loop_vars: Vec::new(),
         broken: false,
         lines: None,
@@ -163,12 +151,7 @@ pub(crate) fn parse(src: &str) -> (Option<Parsed>, Vec<Problem>) {
     if !completed || p.broken {
         return (None, p.problems);
     }
-    let root_slots = p.scopes.first().copied().unwrap_or(0);
-    let parsed = Parsed {
-        nodes: p.root,
-        root_slots,
-    };
-    (Some(parsed), p.problems)
+    (Some(Parsed { nodes: p.root }), p.problems)
 }
 
 fn is_ident(word: &str) -> bool {
@@ -256,16 +239,6 @@ impl<'a> Parser<'a> {
         match self.frames.last_mut() {
             Some(frame) => frame.nodes.push(node),
             None => self.root.push(node),
-        }
-    }
-
-    fn next_slot(&mut self) -> usize {
-        match self.scopes.last_mut() {
-            Some(n) => {
-                *n += 1;
-                *n - 1
-            }
-            None => 0,
         }
     }
 
@@ -400,13 +373,8 @@ impl<'a> Parser<'a> {
                     return self.too_deep(*first_at);
                 }
                 let cond = self.cond(open, rest);
-                let slot = self.next_slot();
                 self.frames.push(Frame {
-                    block: Block::If {
-                        cond,
-                        slot,
-                        then: None,
-                    },
+                    block: Block::If { cond, then: None },
                     open: *first_at,
                     nodes: Vec::new(),
                 });
@@ -448,16 +416,9 @@ impl<'a> Parser<'a> {
                     return self.too_deep(*first_at);
                 }
                 let (var, source) = self.for_tag(open, rest);
-                let slot = self.next_slot();
-                let depth = self.loop_vars.len();
                 self.loop_vars.push(var);
-                self.scopes.push(0);
                 self.frames.push(Frame {
-                    block: Block::For {
-                        source,
-                        slot,
-                        depth,
-                    },
+                    block: Block::For { source },
                     open: *first_at,
                     nodes: Vec::new(),
                 });
@@ -468,8 +429,7 @@ impl<'a> Parser<'a> {
             }
             _ => {
                 if let Some(expr) = self.expr(open, toks) {
-                    let slot = self.next_slot();
-                    self.push(Node::Value { expr, slot });
+                    self.push(Node::Value { expr });
                 }
             }
         }
@@ -543,31 +503,22 @@ impl<'a> Parser<'a> {
             return;
         };
         let node = match frame.block {
-            Block::If { cond, slot, then } => {
+            Block::If { cond, then } => {
                 let (then, otherwise) = match then {
                     Some(then) => (then, frame.nodes),
                     None => (frame.nodes, Vec::new()),
                 };
                 Node::If {
                     cond,
-                    slot,
                     then,
                     otherwise,
                 }
             }
-            Block::For {
-                source,
-                slot,
-                depth,
-            } => {
+            Block::For { source } => {
                 self.loop_vars.pop();
-                let body_slots = self.scopes.pop().unwrap_or(0);
                 Node::For {
                     source,
-                    slot,
-                    depth,
                     body: frame.nodes,
-                    body_slots,
                 }
             }
         };
@@ -860,17 +811,16 @@ mod tests {
     }
 
     #[test]
-    fn expressions_and_slots() {
+    fn expressions() {
         let (parsed, ps) = parse(
             "a{{ X }}b{{ secrets.db-pw.txt | upper }}{{ container.cpus | div 2 | max 1 }}{{ \"{{\" }}",
         );
         assert!(ps.is_empty(), "{ps:?}");
         let parsed = parsed.unwrap();
-        assert_eq!(parsed.root_slots, 4);
-        let Node::Value { expr, slot } = &parsed.nodes[4] else {
+        assert_eq!(parsed.nodes.len(), 6);
+        let Node::Value { expr } = &parsed.nodes[4] else {
             panic!()
         };
-        assert_eq!(*slot, 2);
         assert_eq!(expr.primary, Primary::Fact(Fact::Cpus));
         assert_eq!(expr.filters.len(), 2);
         let Node::Value { expr, .. } = &parsed.nodes[5] else {
@@ -895,7 +845,7 @@ mod tests {
         let (parsed, ps) = parse(src);
         assert!(ps.is_empty(), "{ps:?}");
         let parsed = parsed.unwrap();
-        assert_eq!(parsed.root_slots, 2);
+        assert_eq!(parsed.nodes.len(), 1);
         let Node::If {
             then, otherwise, ..
         } = &parsed.nodes[0]
@@ -904,16 +854,14 @@ mod tests {
         };
         assert_eq!(otherwise.len(), 1);
         let Node::For {
+            source: Some(outer),
             body,
-            body_slots,
-            slot,
-            depth,
-            ..
         } = &then[0]
         else {
             panic!()
         };
-        assert_eq!((*slot, *depth, *body_slots), (1, 0, 2));
+        assert_eq!(outer.primary, Primary::Env("L".into()));
+        assert_eq!(body.len(), 2);
         let Node::For {
             source: Some(source),
             body,
@@ -923,7 +871,11 @@ mod tests {
             panic!()
         };
         assert_eq!(source.primary, Primary::Item(0, "x".into()));
-        let Node::Value { expr, .. } = &body[1] else {
+        let Node::Value { expr } = &body[0] else {
+            panic!()
+        };
+        assert_eq!(expr.primary, Primary::Item(1, "y".into()));
+        let Node::Value { expr } = &body[1] else {
             panic!()
         };
         assert_eq!(expr.primary, Primary::Item(0, "x".into()));
