@@ -5,8 +5,9 @@
 //!
 //! # Theory of operation
 //!
-//! 1. Every template is read, parsed (`template.rs`), checked and evaluated
-//!    (`eval.rs`) in memory; every ini target is built (`ini.rs`). Values come
+//! 1. Every template is read, parsed and checked (`template.rs`), then
+//!    evaluated into its output in memory (`eval.rs`, which appends text
+//!    and values itself); every ini target is built (`ini.rs`). Values come
 //!    from one [`Values`]: the environment, the secrets directory, and the
 //!    container facts (computed only if a template names `container.*`).
 //! 2. Every problem of every file is collected, each on one line: templates'
