@@ -18,8 +18,8 @@
 use std::collections::HashSet;
 use std::rc::Rc;
 
+use super::ast::{Cond, Expr, Node, Parsed, Primary, Problem};
 use super::formatters::{self, Op};
-use super::template::{Cond, Expr, Node, Parsed, Primary, Problem};
 use super::values::{Fact, Values};
 
 /// The largest output of one template (16 MiB).

@@ -28,6 +28,7 @@
 //! same without its log lines; [`run_with`] is the same over given values
 //! (tests, benchmarks); [`render_template`] renders one template's text.
 
+mod ast;
 mod eval;
 mod files;
 mod formatters;

@@ -1,5 +1,6 @@
 //! The template language's surface: finds the `{{ ... }}` tags in a
-//! template, parses them into a tree of [`Node`]s with byte offsets, and
+//! template, lexes and parses them into the tree of `ast.rs` ([`Node`]s
+//! with byte offsets), and
 //! checks everything that can be checked without values (syntax, names,
 //! formatters and their arguments, balanced `if`/`for` blocks, nesting).
 //!
@@ -13,7 +14,8 @@
 //! deeper than [`MAX_DEPTH`] is an error, so the tree stays shallow for the
 //! recursive passes that follow.
 
-use super::formatters::{self, Arg, Op};
+use super::ast::{Cond, Expr, Filter, Node, Parsed, Primary, Problem};
+use super::formatters::{self, Arg};
 use super::values::Fact;
 
 /// The deepest nesting of `if` and `for` blocks.
@@ -22,82 +24,6 @@ pub const MAX_DEPTH: usize = 32;
 /// The most `{{ }}` tags in one template (real configs have hundreds; the
 /// limit bounds the memory of one render to tens of MiB).
 pub const MAX_TAGS: usize = 100_000;
-
-/// A problem at a byte offset of the template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Problem {
-    /// Byte offset of the problem in the template text.
-    pub offset: usize,
-    /// What is wrong and how to fix it.
-    pub message: String,
-}
-
-/// What an expression starts from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Primary {
-    /// An environment variable (or its `_FILE`).
-    Env(String),
-    /// `secrets.NAME`.
-    Secret(String),
-    /// `container.FACT`.
-    Fact(Fact),
-    /// A quoted string.
-    Str(String),
-    /// The variable of the `for` loop at this depth (0 = outermost), and its
-    /// name.
-    Item(usize, String),
-}
-
-/// A formatter and where its name is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Filter {
-    pub op: Op,
-    pub offset: usize,
-}
-
-/// `primary | filter | ...`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Expr {
-    pub primary: Primary,
-    pub offset: usize,
-    pub filters: Vec<Filter>,
-}
-
-/// `if [not] PRIMARY`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Cond {
-    pub primary: Primary,
-    pub offset: usize,
-    pub negate: bool,
-}
-
-/// One piece of a template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Node {
-    /// Text copied as is: `src[start..end]`.
-    Text { start: usize, end: usize },
-    /// `{{ expr }}`: its value is copied.
-    Value { expr: Expr },
-    /// `{{ if }}`: `then` or `otherwise`, as the condition says. `cond` is
-    /// `None` when the tag was bad (a problem was reported).
-    If {
-        cond: Option<Cond>,
-        then: Vec<Node>,
-        otherwise: Vec<Node>,
-    },
-    /// `{{ for }}`: `body` once per item of the source's list. `source` is
-    /// `None` when the tag was bad (a problem was reported).
-    For {
-        source: Option<Expr>,
-        body: Vec<Node>,
-    },
-}
-
-/// A parsed template.
-#[derive(Debug)]
-pub(crate) struct Parsed {
-    pub nodes: Vec<Node>,
-}
 
 #[derive(Debug)]
 enum Tok {
