@@ -32,6 +32,15 @@ enum Tok {
     Pipe,
 }
 
+/// A lexed string: its text, and where lexing goes on.
+enum Lexed {
+    /// Closed on its line: lexing goes on at this offset, after the quote.
+    Closed(String, usize),
+    /// Left open on its line (a problem was reported): taken to end, with
+    /// its tag, at this offset.
+    OpenOnLine(String, usize),
+}
+
 enum Block {
     If {
         cond: Option<Cond>,
@@ -94,6 +103,22 @@ fn shown(word: &str) -> String {
     } else {
         format!("{short:?}")
     }
+}
+
+/// Where the word starting at `i` ends: at whitespace, `|`, `"` or `}}`.
+fn word_end(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b.is_ascii_whitespace()
+            || b == b'|'
+            || b == b'"'
+            || (b == b'}' && bytes.get(i + 1) == Some(&b'}'))
+        {
+            break;
+        }
+        i += 1;
+    }
+    i
 }
 
 const LITERAL_HINT: &str = "to write a literal {{, use {{ \"{{\" }}";
@@ -195,85 +220,75 @@ impl<'a> Parser<'a> {
                     toks.push((Tok::Pipe, i));
                     i += 1;
                 }
-                b'"' => {
-                    let start = i;
-                    let mut text = String::new();
-                    i += 1;
-                    loop {
-                        let rest = self.src.get(i..)?;
-                        let Some(c) = rest.chars().next() else {
-                            self.problem(
-                                start,
-                                "this string is never closed: add \" at its end".into(),
-                            );
-                            return None;
-                        };
-                        match c {
-                            '"' => {
-                                i += 1;
-                                break;
-                            }
-                            '\n' => {
-                                self.problem(
-                                    start,
-                                    "this string is never closed on its line: add \" at its end"
-                                        .into(),
-                                );
-                                // Go on as if it were closed where the tag
-                                // most likely ends: at the first }} after
-                                // the quote on its line, else at the line's
-                                // end; the rest of the file is still checked.
-                                let line = self.src.get(start..i).unwrap_or("");
-                                return Some(match line.find("}}") {
-                                    Some(at) => {
-                                        let text = line.get(1..at).unwrap_or("").to_string();
-                                        toks.push((Tok::Str(text), start));
-                                        (toks, start + at + 2)
-                                    }
-                                    None => {
-                                        toks.push((Tok::Str(text), start));
-                                        (toks, i)
-                                    }
-                                });
-                            }
-                            '\\' => {
-                                let escaped = rest[1..].chars().next();
-                                match escaped {
-                                    Some(e @ ('"' | '\\')) => {
-                                        text.push(e);
-                                        i += 2;
-                                    }
-                                    _ => {
-                                        self.problem(
-                                            i,
-                                            "unknown escape in string: write \\\" for a quote and \\\\ for a backslash".into(),
-                                        );
-                                        i += 1;
-                                    }
-                                }
-                            }
-                            c => {
-                                text.push(c);
-                                i += c.len_utf8();
-                            }
-                        }
+                b'"' => match self.lex_string(i)? {
+                    Lexed::Closed(text, next) => {
+                        toks.push((Tok::Str(text), i));
+                        i = next;
                     }
-                    toks.push((Tok::Str(text), start));
-                }
+                    Lexed::OpenOnLine(text, end) => {
+                        toks.push((Tok::Str(text), i));
+                        return Some((toks, end));
+                    }
+                },
                 _ => {
                     let start = i;
-                    while i < bytes.len() {
-                        let b = bytes[i];
-                        if b.is_ascii_whitespace()
-                            || b == b'|'
-                            || b == b'"'
-                            || (b == b'}' && bytes.get(i + 1) == Some(&b'}'))
-                        {
-                            break;
+                    i = word_end(bytes, i);
+                    toks.push((Tok::Word(start, i), start));
+                }
+            }
+        }
+    }
+
+    /// Lexes the string whose opening quote is at `start`; `None` when it
+    /// is still open at the end of the template (the parse ends).
+    fn lex_string(&mut self, start: usize) -> Option<Lexed> {
+        let mut text = String::new();
+        let mut i = start + 1;
+        loop {
+            let rest = self.src.get(i..)?;
+            let Some(c) = rest.chars().next() else {
+                self.problem(
+                    start,
+                    "this string is never closed: add \" at its end".into(),
+                );
+                return None;
+            };
+            match c {
+                '"' => return Some(Lexed::Closed(text, i + 1)),
+                '\n' => {
+                    self.problem(
+                        start,
+                        "this string is never closed on its line: add \" at its end".into(),
+                    );
+                    // Go on as if it were closed where the tag most likely
+                    // ends: at the first }} after the quote on its line,
+                    // else at the line's end; the rest of the file is still
+                    // checked.
+                    let line = self.src.get(start..i).unwrap_or("");
+                    return Some(match line.find("}}") {
+                        Some(at) => {
+                            let text = line.get(1..at).unwrap_or("").to_string();
+                            Lexed::OpenOnLine(text, start + at + 2)
                         }
+                        None => Lexed::OpenOnLine(text, i),
+                    });
+                }
+                '\\' => match rest[1..].chars().next() {
+                    Some(e @ ('"' | '\\')) => {
+                        text.push(e);
+                        i += 2;
+                    }
+                    _ => {
+                        self.problem(
+                            i,
+                            "unknown escape in string: write \\\" for a quote and \\\\ for a backslash".into(),
+                        );
                         i += 1;
                     }
-                    toks.push((Tok::Word(start, i), start));
+                },
+                c => {
+                    text.push(c);
+                    i += c.len_utf8();
                 }
             }
         }
@@ -294,61 +309,13 @@ impl<'a> Parser<'a> {
         };
         let rest = &toks[1..];
         match keyword {
-            "if" => {
-                if self.frames.len() >= MAX_DEPTH {
-                    return self.too_deep(*first_at);
-                }
-                let cond = self.cond(open, rest);
-                self.frames.push(Frame {
-                    block: Block::If { cond, then: None },
-                    open: *first_at,
-                    nodes: Vec::new(),
-                });
-            }
-            "else" => {
-                self.expect_end(rest, "else");
-                match self.frames.last_mut() {
-                    Some(Frame {
-                        block:
-                            Block::If {
-                                then: then @ None, ..
-                            },
-                        nodes,
-                        ..
-                    }) => *then = Some(std::mem::take(nodes)),
-                    Some(Frame {
-                        block: Block::If { .. },
-                        ..
-                    }) => {
-                        self.problem(*first_at, "a second else in the same if: remove one".into());
-                        self.broken = true;
-                    }
-                    _ => {
-                        self.problem(
-                            *first_at,
-                            "else without an open if: add {{ if NAME }} before it, or remove it"
-                                .into(),
-                        );
-                        self.broken = true;
-                    }
-                }
-            }
+            "if" => return self.open_if(open, *first_at, rest),
+            "else" => self.else_tag(*first_at, rest),
             "endif" => {
                 self.expect_end(rest, "endif");
                 self.close(*first_at, true);
             }
-            "for" => {
-                if self.frames.len() >= MAX_DEPTH {
-                    return self.too_deep(*first_at);
-                }
-                let (var, source) = self.for_tag(open, rest);
-                self.loop_vars.push(var);
-                self.frames.push(Frame {
-                    block: Block::For { source },
-                    open: *first_at,
-                    nodes: Vec::new(),
-                });
-            }
+            "for" => return self.open_for(open, *first_at, rest),
             "endfor" => {
                 self.expect_end(rest, "endfor");
                 self.close(*first_at, false);
@@ -359,6 +326,66 @@ impl<'a> Parser<'a> {
                 }
             }
         }
+        true
+    }
+
+    /// `{{ if ... }}` (the keyword at `at`): opens a block; false when
+    /// nesting is too deep.
+    fn open_if(&mut self, open: usize, at: usize, rest: &[(Tok, usize)]) -> bool {
+        if self.frames.len() >= MAX_DEPTH {
+            return self.too_deep(at);
+        }
+        let cond = self.cond(open, rest);
+        self.frames.push(Frame {
+            block: Block::If { cond, then: None },
+            open: at,
+            nodes: Vec::new(),
+        });
+        true
+    }
+
+    /// `{{ else }}` (the keyword at `at`): the open `if`'s nodes so far
+    /// become its `then`.
+    fn else_tag(&mut self, at: usize, rest: &[(Tok, usize)]) {
+        self.expect_end(rest, "else");
+        match self.frames.last_mut() {
+            Some(Frame {
+                block: Block::If {
+                    then: then @ None, ..
+                },
+                nodes,
+                ..
+            }) => *then = Some(std::mem::take(nodes)),
+            Some(Frame {
+                block: Block::If { .. },
+                ..
+            }) => {
+                self.problem(at, "a second else in the same if: remove one".into());
+                self.broken = true;
+            }
+            _ => {
+                self.problem(
+                    at,
+                    "else without an open if: add {{ if NAME }} before it, or remove it".into(),
+                );
+                self.broken = true;
+            }
+        }
+    }
+
+    /// `{{ for ... }}` (the keyword at `at`): opens a block and its loop
+    /// variable; false when nesting is too deep.
+    fn open_for(&mut self, open: usize, at: usize, rest: &[(Tok, usize)]) -> bool {
+        if self.frames.len() >= MAX_DEPTH {
+            return self.too_deep(at);
+        }
+        let (var, source) = self.for_tag(open, rest);
+        self.loop_vars.push(var);
+        self.frames.push(Frame {
+            block: Block::For { source },
+            open: at,
+            nodes: Vec::new(),
+        });
         true
     }
 
