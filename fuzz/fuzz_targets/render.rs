@@ -2,12 +2,12 @@
 //!
 //! Input: `VALUE \0 TEMPLATE` (no `\0`: all template). VALUE becomes the
 //! variable `V` (any bytes: not UTF-8 is allowed). Asserts, for any input:
-//! - rendering never panics (tinytemplate included);
+//! - rendering never panics;
 //! - a template without `{{` renders to itself, byte for byte;
 //! - the same bytes read as a program of text pieces and tags with known
-//!   outputs (see `structured`) render to exactly the concatenation, which
-//!   proves that text with `\`, `{` and `}` survives the lowering to
-//!   tinytemplate.
+//!   outputs (see `structured`) render to exactly the concatenation: text
+//!   with `\`, `{` and `}` next to tags (loops, branches, values that look
+//!   like syntax) comes out byte for byte.
 #![no_main]
 
 use std::ffi::OsString;

@@ -1,29 +1,13 @@
-//! Evaluation and assembly: computes every expression and condition of a
-//! parsed template in Rust (values, formatters, arithmetic, truth, loop
-//! items), lowers the template to tinytemplate's syntax, and lets
-//! tinytemplate assemble the output from the precomputed values.
+//! Evaluation and assembly: walks a parsed template once, computes every
+//! expression and condition in Rust (values, formatters, arithmetic, truth,
+//! loop items) and appends the text and the values to the output as it
+//! goes. An `if` evaluates only the branch its condition takes and a `for`
+//! its body once per item: an unset variable in an untaken branch (or in
+//! the body of a loop over an empty list) is no error.
 //!
-//! # Lowering
-//!
-//! Each scope (the template, or one iteration of a `for`) is a JSON array of
-//! slots; the template's scope is `r`, the iteration scope of the loop at
-//! depth `d` is `i<d>`. `{{ expr }}` becomes `{ r.N }` (the value,
-//! printed unescaped), `{{ if }}` becomes `{{ if r.N }}` over a precomputed
-//! boolean, `{{ for x in L }}` becomes `{{ for i0 in r.N }}` over an array
-//! of iteration scopes. Untaken branches are not evaluated: an unset
-//! variable there is no error.
-//!
-//! Text is escaped for tinytemplate, whose rules (tinytemplate 1.2,
-//! `compiler.rs`) are: text runs to the next `{`; a text chunk that ends in
-//! `\` loses that `\` and makes the following `{` literal. So every `{`
-//! becomes `\{` (a `\` before it is then kept), and a run of `\` that ends
-//! a text (before a tag or the end, where tinytemplate would eat one, or
-//! panic at the very end) is printed from a constant instead. tinytemplate
-//! finds a tag's end by scanning to the end of its line; to keep that linear
-//! on long lines, every generated tag ends with `-}` followed by a newline
-//! (the `-` trims that newline) and an empty value `{ e }` that shields the
-//! next text from the trimming. The unit tests and the fuzz target check
-//! that text round-trips byte for byte.
+//! Problems are collected, each once per position and message, and
+//! evaluation goes on after one (so a template's problems are all
+//! reported); the output is returned only when there was none.
 //!
 //! # Limits
 //!
@@ -32,14 +16,10 @@
 //! evaluating, so nested loops cannot make envinit allocate without bound.
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::rc::Rc;
 
-use serde_json::{Map, Value};
-use tinytemplate::TinyTemplate;
-
+use super::ast::{Cond, Expr, Node, Parsed, Primary, Problem};
 use super::formatters::{self, Op};
-use super::template::{Cond, Expr, Node, Parsed, Primary, Problem};
 use super::values::{Fact, Values};
 
 /// The largest output of one template (16 MiB).
@@ -52,112 +32,33 @@ pub const MAX_STEPS: usize = 100_000;
 /// Evaluation stopped at a limit (a problem was recorded).
 struct Stop;
 
-struct Eval<'v> {
-    values: &'v Values,
+struct Eval<'a> {
+    src: &'a str,
+    values: &'a Values,
     problems: Vec<Problem>,
     seen: HashSet<(usize, String)>,
     items: Vec<Rc<str>>,
-    output: usize,
+    /// The output so far (never more than [`MAX_OUTPUT`] bytes).
+    out: String,
     steps: usize,
 }
 
 /// Renders a parsed template, or returns every problem evaluation found.
 pub(crate) fn render(src: &str, parsed: &Parsed, values: &Values) -> Result<String, Vec<Problem>> {
     let mut eval = Eval {
+        src,
         values,
         problems: Vec::new(),
         seen: HashSet::new(),
         items: Vec::new(),
-        output: 0,
+        out: String::with_capacity(src.len()),
         steps: 0,
     };
-    let mut root = vec![Value::Null; parsed.root_slots];
-    let stopped = eval.nodes(&parsed.nodes, &mut root).is_err();
+    let stopped = eval.nodes(&parsed.nodes).is_err();
     if stopped || !eval.problems.is_empty() {
         return Err(eval.problems);
     }
-    let (lowered, runs) = lower(src, &parsed.nodes);
-    let mut context = Map::new();
-    context.insert("r".into(), Value::Array(root));
-    context.insert(
-        "b".into(),
-        Value::Array(runs.into_iter().map(Value::String).collect()),
-    );
-    context.insert("e".into(), Value::String(String::new()));
-    assemble(&lowered, &Value::Object(context)).map_err(|()| {
-        vec![Problem {
-            offset: 0,
-            message: "internal error: tinytemplate could not assemble this template (please report it to envinit's authors)".into(),
-        }]
-    })
-}
-
-/// Lets tinytemplate assemble the output of lowered template text.
-fn assemble(lowered: &str, context: &Value) -> Result<String, ()> {
-    let mut tt = TinyTemplate::new();
-    tt.set_default_formatter(&tinytemplate::format_unescaped);
-    tt.add_template("t", lowered).map_err(|_| ())?;
-    tt.render("t", context).map_err(|_| ())
-}
-
-/// The tinytemplate text for `nodes`, and the backslash runs it prints from
-/// the constant `b`.
-pub(crate) fn lower(src: &str, nodes: &[Node]) -> (String, Vec<String>) {
-    let mut out = String::with_capacity(src.len() + src.len() / 8 + 64);
-    let mut runs = Vec::new();
-    lower_into(src, nodes, "r", &mut out, &mut runs);
-    (out, runs)
-}
-
-/// Ends a generated tag: `-}` trims the newline that follows, which keeps
-/// tinytemplate's end-of-line scans short; `{ e }` (empty) protects the
-/// next text from that trimming.
-const TAG_END: &str = "-}\n{ e }";
-
-fn lower_into(src: &str, nodes: &[Node], scope: &str, out: &mut String, runs: &mut Vec<String>) {
-    for node in nodes {
-        match node {
-            Node::Text { start, end } => {
-                let text = src.get(*start..*end).unwrap_or("");
-                let kept = text.trim_end_matches('\\');
-                for (i, part) in kept.split('{').enumerate() {
-                    if i > 0 {
-                        out.push_str("\\{");
-                    }
-                    out.push_str(part);
-                }
-                if kept.len() < text.len() {
-                    let _ = write!(out, "{{ b.{} {TAG_END}", runs.len());
-                    runs.push(text[kept.len()..].to_string());
-                }
-            }
-            Node::Value { slot, .. } => {
-                let _ = write!(out, "{{ {scope}.{slot} {TAG_END}");
-            }
-            Node::If {
-                slot,
-                then,
-                otherwise,
-                ..
-            } => {
-                let _ = write!(out, "{{{{ if {scope}.{slot} -}}}}\n{{ e }}");
-                lower_into(src, then, scope, out, runs);
-                if !otherwise.is_empty() {
-                    out.push_str("{{ else -}}\n{ e }");
-                    lower_into(src, otherwise, scope, out, runs);
-                }
-                out.push_str("{{ endif -}}\n{ e }");
-            }
-            Node::For {
-                slot, depth, body, ..
-            } => {
-                let inner = format!("i{depth}");
-                let _ = write!(out, "{{{{ for {inner} in {scope}.{slot} -}}}}\n{{ e }}");
-                lower_into(src, body, &inner, out, runs);
-                out.push_str("{{ endfor -}}\n{ e }");
-            }
-        }
-    }
+    Ok(eval.out)
 }
 
 impl Eval<'_> {
@@ -179,34 +80,35 @@ impl Eval<'_> {
         Ok(())
     }
 
-    fn emit(&mut self, offset: usize, len: usize) -> Result<(), Stop> {
-        self.output = self.output.saturating_add(len);
-        if self.output > MAX_OUTPUT {
+    /// Appends `text` (which starts at `offset`, or is the value of the
+    /// expression there), unless the output would exceed [`MAX_OUTPUT`].
+    fn emit(&mut self, offset: usize, text: &str) -> Result<(), Stop> {
+        if self.out.len().saturating_add(text.len()) > MAX_OUTPUT {
             self.problem(
                 offset,
                 "the output would be larger than 16 MiB: shorten the template or its values".into(),
             );
             return Err(Stop);
         }
+        self.out.push_str(text);
         Ok(())
     }
 
-    fn nodes(&mut self, nodes: &[Node], slots: &mut [Value]) -> Result<(), Stop> {
+    fn nodes(&mut self, nodes: &[Node]) -> Result<(), Stop> {
         for node in nodes {
             match node {
-                Node::Text { start, end } => self.emit(*start, end - start)?,
-                Node::Value { expr, slot } => {
+                Node::Text { start, end } => {
+                    let src = self.src;
+                    self.emit(*start, src.get(*start..*end).unwrap_or(""))?;
+                }
+                Node::Value { expr } => {
                     self.step(expr.offset)?;
                     if let Some(text) = self.expr(expr) {
-                        self.emit(expr.offset, text.len())?;
-                        if let Some(s) = slots.get_mut(*slot) {
-                            *s = Value::String(text);
-                        }
+                        self.emit(expr.offset, &text)?;
                     }
                 }
                 Node::If {
                     cond,
-                    slot,
                     then,
                     otherwise,
                 } => {
@@ -215,35 +117,20 @@ impl Eval<'_> {
                     let Some(truth) = self.cond(cond) else {
                         continue;
                     };
-                    if let Some(s) = slots.get_mut(*slot) {
-                        *s = Value::Bool(truth);
-                    }
-                    self.nodes(if truth { then } else { otherwise }, slots)?;
+                    self.nodes(if truth { then } else { otherwise })?;
                 }
-                Node::For {
-                    source,
-                    slot,
-                    body,
-                    body_slots,
-                    ..
-                } => {
+                Node::For { source, body } => {
                     let Some(source) = source else { continue };
                     self.step(source.offset)?;
                     let Some(list) = self.expr(source) else {
                         continue;
                     };
-                    let mut iterations = Vec::new();
                     for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
                         self.step(source.offset)?;
-                        let mut scope = vec![Value::Null; *body_slots];
                         self.items.push(Rc::from(item));
-                        let result = self.nodes(body, &mut scope);
+                        let result = self.nodes(body);
                         self.items.pop();
                         result?;
-                        iterations.push(Value::Array(scope));
-                    }
-                    if let Some(s) = slots.get_mut(*slot) {
-                        *s = Value::Array(iterations);
                     }
                 }
             }
@@ -391,27 +278,18 @@ fn subject(primary: &Primary) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::OsString;
+
+    use super::super::template::parse;
     use super::*;
 
-    /// Lowering alone, over text only: tinytemplate must give it back.
-    fn round_trip(text: &str) -> String {
-        let nodes = vec![Node::Text {
-            start: 0,
-            end: text.len(),
-        }];
-        let (lowered, runs) = lower(text, &nodes);
-        let mut context = Map::new();
-        context.insert("r".into(), Value::Array(vec![]));
-        context.insert(
-            "b".into(),
-            Value::Array(runs.into_iter().map(Value::String).collect()),
-        );
-        context.insert("e".into(), Value::String(String::new()));
-        assemble(&lowered, &Value::Object(context)).unwrap()
-    }
-
+    /// Text is copied byte for byte, next to values that look like syntax.
     #[test]
-    fn text_round_trips_through_tinytemplate() {
+    fn text_and_values_are_copied_as_they_are() {
+        let values = Values::new(
+            [(OsString::from("V"), OsString::from("{\\ {{x}} \\"))],
+            "/nonexistent".into(),
+        );
         for text in [
             "",
             "{",
@@ -422,16 +300,18 @@ mod tests {
             "{\\",
             "a\\{b\\\\{c}",
             "{# not a comment #}",
-            "{{",
             "{ x }",
-            "{{ if x }}",
             "server { location / { } }\n",
             "%d{yyyy-MM-dd} ${HOME} \\${x}",
             "  leading and trailing  \n\t",
             "end with backslash \\",
             "ü{\\}\\",
         ] {
-            assert_eq!(round_trip(text), text, "{text:?}");
+            let src = format!("{text}{{{{ V }}}}{text}");
+            let (parsed, problems) = parse(&src);
+            assert!(problems.is_empty(), "{src:?}: {problems:?}");
+            let got = render(&src, &parsed.unwrap(), &values).unwrap();
+            assert_eq!(got, format!("{text}{{\\ {{{{x}}}} \\{text}"), "{src:?}");
         }
     }
 }

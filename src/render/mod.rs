@@ -5,8 +5,9 @@
 //!
 //! # Theory of operation
 //!
-//! 1. Every template is read, parsed (`template.rs`), checked and evaluated
-//!    (`eval.rs`) in memory; every ini target is built (`ini.rs`). Values come
+//! 1. Every template is read, parsed and checked (`template.rs`), then
+//!    evaluated into its output in memory (`eval.rs`, which appends text
+//!    and values itself); every ini target is built (`ini.rs`). Values come
 //!    from one [`Values`]: the environment, the secrets directory, and the
 //!    container facts (computed only if a template names `container.*`).
 //! 2. Every problem of every file is collected, each on one line: templates'
@@ -27,6 +28,7 @@
 //! same without its log lines; [`run_with`] is the same over given values
 //! (tests, benchmarks); [`render_template`] renders one template's text.
 
+mod ast;
 mod eval;
 mod files;
 mod formatters;
@@ -204,26 +206,10 @@ fn render_all(
             }
         };
         for job in jobs {
-            values.take_secret_read();
-            let rendered = match files::read_template(&job.src) {
-                Ok(bytes) => render_template(&job.src.display().to_string(), &bytes, values),
-                Err(problem) => Err(vec![problem]),
-            };
-            match rendered {
-                Ok(text) => {
-                    total = total.saturating_add(text.len());
-                    // A file holding a secret is not for "other" (nor for
-                    // the group to write): 0644 becomes 0640.
-                    let mode = if values.take_secret_read() {
-                        job.mode & SECRET_MODE_MASK
-                    } else {
-                        job.mode
-                    };
-                    outputs.push(files::Output {
-                        dest: job.dest,
-                        bytes: text.into_bytes(),
-                        mode,
-                    });
+            match render_job(job, values) {
+                Ok(output) => {
+                    total = total.saturating_add(output.bytes.len());
+                    outputs.push(output);
                 }
                 Err(lines) => problems.extend(lines),
             }
@@ -267,6 +253,25 @@ fn render_all(
     Ok(Summary {
         rendered,
         written: rendered,
+    })
+}
+
+/// Reads and renders one template file into its output. A file holding a
+/// secret is not for "other" (nor for the group to write): 0644 becomes
+/// 0640.
+fn render_job(job: files::Job, values: &Values) -> Result<files::Output, Vec<String>> {
+    values.take_secret_read();
+    let bytes = files::read_template(&job.src).map_err(|problem| vec![problem])?;
+    let text = render_template(&job.src.display().to_string(), &bytes, values)?;
+    let mode = if values.take_secret_read() {
+        job.mode & SECRET_MODE_MASK
+    } else {
+        job.mode
+    };
+    Ok(files::Output {
+        dest: job.dest,
+        bytes: text.into_bytes(),
+        mode,
     })
 }
 

@@ -1,5 +1,6 @@
 //! The template language's surface: finds the `{{ ... }}` tags in a
-//! template, parses them into a tree of [`Node`]s with byte offsets, and
+//! template, lexes and parses them into the tree of `ast.rs` ([`Node`]s
+//! with byte offsets), and
 //! checks everything that can be checked without values (syntax, names,
 //! formatters and their arguments, balanced `if`/`for` blocks, nesting).
 //!
@@ -13,7 +14,8 @@
 //! deeper than [`MAX_DEPTH`] is an error, so the tree stays shallow for the
 //! recursive passes that follow.
 
-use super::formatters::{self, Arg, Op};
+use super::ast::{Cond, Expr, Filter, Node, Parsed, Primary, Problem};
+use super::formatters::{self, Arg};
 use super::values::Fact;
 
 /// The deepest nesting of `if` and `for` blocks.
@@ -23,88 +25,6 @@ pub const MAX_DEPTH: usize = 32;
 /// limit bounds the memory of one render to tens of MiB).
 pub const MAX_TAGS: usize = 100_000;
 
-/// A problem at a byte offset of the template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Problem {
-    /// Byte offset of the problem in the template text.
-    pub offset: usize,
-    /// What is wrong and how to fix it.
-    pub message: String,
-}
-
-/// What an expression starts from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Primary {
-    /// An environment variable (or its `_FILE`).
-    Env(String),
-    /// `secrets.NAME`.
-    Secret(String),
-    /// `container.FACT`.
-    Fact(Fact),
-    /// A quoted string.
-    Str(String),
-    /// The variable of the `for` loop at this depth (0 = outermost), and its
-    /// name.
-    Item(usize, String),
-}
-
-/// A formatter and where its name is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Filter {
-    pub op: Op,
-    pub offset: usize,
-}
-
-/// `primary | filter | ...`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Expr {
-    pub primary: Primary,
-    pub offset: usize,
-    pub filters: Vec<Filter>,
-}
-
-/// `if [not] PRIMARY`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Cond {
-    pub primary: Primary,
-    pub offset: usize,
-    pub negate: bool,
-}
-
-/// One piece of a template. Slots number the values a scope (the template,
-/// or one iteration of a `for`) computes, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Node {
-    /// Text copied as is: `src[start..end]`.
-    Text { start: usize, end: usize },
-    /// `{{ expr }}`: its value goes in `slot`.
-    Value { expr: Expr, slot: usize },
-    /// `{{ if }}`: the condition's truth goes in `slot`. `cond` is `None`
-    /// when the tag was bad (a problem was reported).
-    If {
-        cond: Option<Cond>,
-        slot: usize,
-        then: Vec<Node>,
-        otherwise: Vec<Node>,
-    },
-    /// `{{ for }}`: the iterations go in `slot`; each iteration is a scope
-    /// of `body_slots` slots. `depth` numbers the loop (0 = outermost).
-    For {
-        source: Option<Expr>,
-        slot: usize,
-        depth: usize,
-        body: Vec<Node>,
-        body_slots: usize,
-    },
-}
-
-/// A parsed template.
-#[derive(Debug)]
-pub(crate) struct Parsed {
-    pub nodes: Vec<Node>,
-    pub root_slots: usize,
-}
-
 #[derive(Debug)]
 enum Tok {
     Word(usize, usize),
@@ -112,16 +32,22 @@ enum Tok {
     Pipe,
 }
 
+/// A lexed string: its text, and where lexing goes on.
+enum Lexed {
+    /// Closed on its line: lexing goes on at this offset, after the quote.
+    Closed(String, usize),
+    /// Left open on its line (a problem was reported): taken to end, with
+    /// its tag, at this offset.
+    OpenOnLine(String, usize),
+}
+
 enum Block {
     If {
         cond: Option<Cond>,
-        slot: usize,
         then: Option<Vec<Node>>,
     },
     For {
         source: Option<Expr>,
-        slot: usize,
-        depth: usize,
     },
 }
 
@@ -136,8 +62,6 @@ struct Parser<'a> {
     problems: Vec<Problem>,
     frames: Vec<Frame>,
     root: Vec<Node>,
-    /// Slot counters: the template's, then one per open `for`.
-    scopes: Vec<usize>,
     /// The names of the open `for` loops' variables, outermost first.
     loop_vars: Vec<String>,
     /// Set when blocks do not match: the tree cannot be evaluated.
@@ -154,7 +78,6 @@ pub(crate) fn parse(src: &str) -> (Option<Parsed>, Vec<Problem>) {
         problems: Vec::new(),
         frames: Vec::new(),
         root: Vec::new(),
-        scopes: vec![0],
         loop_vars: Vec::new(),
         broken: false,
         lines: None,
@@ -163,12 +86,7 @@ pub(crate) fn parse(src: &str) -> (Option<Parsed>, Vec<Problem>) {
     if !completed || p.broken {
         return (None, p.problems);
     }
-    let root_slots = p.scopes.first().copied().unwrap_or(0);
-    let parsed = Parsed {
-        nodes: p.root,
-        root_slots,
-    };
-    (Some(parsed), p.problems)
+    (Some(Parsed { nodes: p.root }), p.problems)
 }
 
 fn is_ident(word: &str) -> bool {
@@ -185,6 +103,22 @@ fn shown(word: &str) -> String {
     } else {
         format!("{short:?}")
     }
+}
+
+/// Where the word starting at `i` ends: at whitespace, `|`, `"` or `}}`.
+fn word_end(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b.is_ascii_whitespace()
+            || b == b'|'
+            || b == b'"'
+            || (b == b'}' && bytes.get(i + 1) == Some(&b'}'))
+        {
+            break;
+        }
+        i += 1;
+    }
+    i
 }
 
 const LITERAL_HINT: &str = "to write a literal {{, use {{ \"{{\" }}";
@@ -259,16 +193,6 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn next_slot(&mut self) -> usize {
-        match self.scopes.last_mut() {
-            Some(n) => {
-                *n += 1;
-                *n - 1
-            }
-            None => 0,
-        }
-    }
-
     fn word(&self, start: usize, end: usize) -> &'a str {
         self.src.get(start..end).unwrap_or("")
     }
@@ -296,85 +220,75 @@ impl<'a> Parser<'a> {
                     toks.push((Tok::Pipe, i));
                     i += 1;
                 }
-                b'"' => {
-                    let start = i;
-                    let mut text = String::new();
-                    i += 1;
-                    loop {
-                        let rest = self.src.get(i..)?;
-                        let Some(c) = rest.chars().next() else {
-                            self.problem(
-                                start,
-                                "this string is never closed: add \" at its end".into(),
-                            );
-                            return None;
-                        };
-                        match c {
-                            '"' => {
-                                i += 1;
-                                break;
-                            }
-                            '\n' => {
-                                self.problem(
-                                    start,
-                                    "this string is never closed on its line: add \" at its end"
-                                        .into(),
-                                );
-                                // Go on as if it were closed where the tag
-                                // most likely ends: at the first }} after
-                                // the quote on its line, else at the line's
-                                // end; the rest of the file is still checked.
-                                let line = self.src.get(start..i).unwrap_or("");
-                                return Some(match line.find("}}") {
-                                    Some(at) => {
-                                        let text = line.get(1..at).unwrap_or("").to_string();
-                                        toks.push((Tok::Str(text), start));
-                                        (toks, start + at + 2)
-                                    }
-                                    None => {
-                                        toks.push((Tok::Str(text), start));
-                                        (toks, i)
-                                    }
-                                });
-                            }
-                            '\\' => {
-                                let escaped = rest[1..].chars().next();
-                                match escaped {
-                                    Some(e @ ('"' | '\\')) => {
-                                        text.push(e);
-                                        i += 2;
-                                    }
-                                    _ => {
-                                        self.problem(
-                                            i,
-                                            "unknown escape in string: write \\\" for a quote and \\\\ for a backslash".into(),
-                                        );
-                                        i += 1;
-                                    }
-                                }
-                            }
-                            c => {
-                                text.push(c);
-                                i += c.len_utf8();
-                            }
-                        }
+                b'"' => match self.lex_string(i)? {
+                    Lexed::Closed(text, next) => {
+                        toks.push((Tok::Str(text), i));
+                        i = next;
                     }
-                    toks.push((Tok::Str(text), start));
-                }
+                    Lexed::OpenOnLine(text, end) => {
+                        toks.push((Tok::Str(text), i));
+                        return Some((toks, end));
+                    }
+                },
                 _ => {
                     let start = i;
-                    while i < bytes.len() {
-                        let b = bytes[i];
-                        if b.is_ascii_whitespace()
-                            || b == b'|'
-                            || b == b'"'
-                            || (b == b'}' && bytes.get(i + 1) == Some(&b'}'))
-                        {
-                            break;
+                    i = word_end(bytes, i);
+                    toks.push((Tok::Word(start, i), start));
+                }
+            }
+        }
+    }
+
+    /// Lexes the string whose opening quote is at `start`; `None` when it
+    /// is still open at the end of the template (the parse ends).
+    fn lex_string(&mut self, start: usize) -> Option<Lexed> {
+        let mut text = String::new();
+        let mut i = start + 1;
+        loop {
+            let rest = self.src.get(i..)?;
+            let Some(c) = rest.chars().next() else {
+                self.problem(
+                    start,
+                    "this string is never closed: add \" at its end".into(),
+                );
+                return None;
+            };
+            match c {
+                '"' => return Some(Lexed::Closed(text, i + 1)),
+                '\n' => {
+                    self.problem(
+                        start,
+                        "this string is never closed on its line: add \" at its end".into(),
+                    );
+                    // Go on as if it were closed where the tag most likely
+                    // ends: at the first }} after the quote on its line,
+                    // else at the line's end; the rest of the file is still
+                    // checked.
+                    let line = self.src.get(start..i).unwrap_or("");
+                    return Some(match line.find("}}") {
+                        Some(at) => {
+                            let text = line.get(1..at).unwrap_or("").to_string();
+                            Lexed::OpenOnLine(text, start + at + 2)
                         }
+                        None => Lexed::OpenOnLine(text, i),
+                    });
+                }
+                '\\' => match rest[1..].chars().next() {
+                    Some(e @ ('"' | '\\')) => {
+                        text.push(e);
+                        i += 2;
+                    }
+                    _ => {
+                        self.problem(
+                            i,
+                            "unknown escape in string: write \\\" for a quote and \\\\ for a backslash".into(),
+                        );
                         i += 1;
                     }
-                    toks.push((Tok::Word(start, i), start));
+                },
+                c => {
+                    text.push(c);
+                    i += c.len_utf8();
                 }
             }
         }
@@ -395,84 +309,83 @@ impl<'a> Parser<'a> {
         };
         let rest = &toks[1..];
         match keyword {
-            "if" => {
-                if self.frames.len() >= MAX_DEPTH {
-                    return self.too_deep(*first_at);
-                }
-                let cond = self.cond(open, rest);
-                let slot = self.next_slot();
-                self.frames.push(Frame {
-                    block: Block::If {
-                        cond,
-                        slot,
-                        then: None,
-                    },
-                    open: *first_at,
-                    nodes: Vec::new(),
-                });
-            }
-            "else" => {
-                self.expect_end(rest, "else");
-                match self.frames.last_mut() {
-                    Some(Frame {
-                        block:
-                            Block::If {
-                                then: then @ None, ..
-                            },
-                        nodes,
-                        ..
-                    }) => *then = Some(std::mem::take(nodes)),
-                    Some(Frame {
-                        block: Block::If { .. },
-                        ..
-                    }) => {
-                        self.problem(*first_at, "a second else in the same if: remove one".into());
-                        self.broken = true;
-                    }
-                    _ => {
-                        self.problem(
-                            *first_at,
-                            "else without an open if: add {{ if NAME }} before it, or remove it"
-                                .into(),
-                        );
-                        self.broken = true;
-                    }
-                }
-            }
+            "if" => return self.open_if(open, *first_at, rest),
+            "else" => self.else_tag(*first_at, rest),
             "endif" => {
                 self.expect_end(rest, "endif");
                 self.close(*first_at, true);
             }
-            "for" => {
-                if self.frames.len() >= MAX_DEPTH {
-                    return self.too_deep(*first_at);
-                }
-                let (var, source) = self.for_tag(open, rest);
-                let slot = self.next_slot();
-                let depth = self.loop_vars.len();
-                self.loop_vars.push(var);
-                self.scopes.push(0);
-                self.frames.push(Frame {
-                    block: Block::For {
-                        source,
-                        slot,
-                        depth,
-                    },
-                    open: *first_at,
-                    nodes: Vec::new(),
-                });
-            }
+            "for" => return self.open_for(open, *first_at, rest),
             "endfor" => {
                 self.expect_end(rest, "endfor");
                 self.close(*first_at, false);
             }
             _ => {
                 if let Some(expr) = self.expr(open, toks) {
-                    let slot = self.next_slot();
-                    self.push(Node::Value { expr, slot });
+                    self.push(Node::Value { expr });
                 }
             }
         }
+        true
+    }
+
+    /// `{{ if ... }}` (the keyword at `at`): opens a block; false when
+    /// nesting is too deep.
+    fn open_if(&mut self, open: usize, at: usize, rest: &[(Tok, usize)]) -> bool {
+        if self.frames.len() >= MAX_DEPTH {
+            return self.too_deep(at);
+        }
+        let cond = self.cond(open, rest);
+        self.frames.push(Frame {
+            block: Block::If { cond, then: None },
+            open: at,
+            nodes: Vec::new(),
+        });
+        true
+    }
+
+    /// `{{ else }}` (the keyword at `at`): the open `if`'s nodes so far
+    /// become its `then`.
+    fn else_tag(&mut self, at: usize, rest: &[(Tok, usize)]) {
+        self.expect_end(rest, "else");
+        match self.frames.last_mut() {
+            Some(Frame {
+                block: Block::If {
+                    then: then @ None, ..
+                },
+                nodes,
+                ..
+            }) => *then = Some(std::mem::take(nodes)),
+            Some(Frame {
+                block: Block::If { .. },
+                ..
+            }) => {
+                self.problem(at, "a second else in the same if: remove one".into());
+                self.broken = true;
+            }
+            _ => {
+                self.problem(
+                    at,
+                    "else without an open if: add {{ if NAME }} before it, or remove it".into(),
+                );
+                self.broken = true;
+            }
+        }
+    }
+
+    /// `{{ for ... }}` (the keyword at `at`): opens a block and its loop
+    /// variable; false when nesting is too deep.
+    fn open_for(&mut self, open: usize, at: usize, rest: &[(Tok, usize)]) -> bool {
+        if self.frames.len() >= MAX_DEPTH {
+            return self.too_deep(at);
+        }
+        let (var, source) = self.for_tag(open, rest);
+        self.loop_vars.push(var);
+        self.frames.push(Frame {
+            block: Block::For { source },
+            open: at,
+            nodes: Vec::new(),
+        });
         true
     }
 
@@ -543,31 +456,22 @@ impl<'a> Parser<'a> {
             return;
         };
         let node = match frame.block {
-            Block::If { cond, slot, then } => {
+            Block::If { cond, then } => {
                 let (then, otherwise) = match then {
                     Some(then) => (then, frame.nodes),
                     None => (frame.nodes, Vec::new()),
                 };
                 Node::If {
                     cond,
-                    slot,
                     then,
                     otherwise,
                 }
             }
-            Block::For {
-                source,
-                slot,
-                depth,
-            } => {
+            Block::For { source } => {
                 self.loop_vars.pop();
-                let body_slots = self.scopes.pop().unwrap_or(0);
                 Node::For {
                     source,
-                    slot,
-                    depth,
                     body: frame.nodes,
-                    body_slots,
                 }
             }
         };
@@ -860,17 +764,16 @@ mod tests {
     }
 
     #[test]
-    fn expressions_and_slots() {
+    fn expressions() {
         let (parsed, ps) = parse(
             "a{{ X }}b{{ secrets.db-pw.txt | upper }}{{ container.cpus | div 2 | max 1 }}{{ \"{{\" }}",
         );
         assert!(ps.is_empty(), "{ps:?}");
         let parsed = parsed.unwrap();
-        assert_eq!(parsed.root_slots, 4);
-        let Node::Value { expr, slot } = &parsed.nodes[4] else {
+        assert_eq!(parsed.nodes.len(), 6);
+        let Node::Value { expr } = &parsed.nodes[4] else {
             panic!()
         };
-        assert_eq!(*slot, 2);
         assert_eq!(expr.primary, Primary::Fact(Fact::Cpus));
         assert_eq!(expr.filters.len(), 2);
         let Node::Value { expr, .. } = &parsed.nodes[5] else {
@@ -895,7 +798,7 @@ mod tests {
         let (parsed, ps) = parse(src);
         assert!(ps.is_empty(), "{ps:?}");
         let parsed = parsed.unwrap();
-        assert_eq!(parsed.root_slots, 2);
+        assert_eq!(parsed.nodes.len(), 1);
         let Node::If {
             then, otherwise, ..
         } = &parsed.nodes[0]
@@ -904,16 +807,14 @@ mod tests {
         };
         assert_eq!(otherwise.len(), 1);
         let Node::For {
+            source: Some(outer),
             body,
-            body_slots,
-            slot,
-            depth,
-            ..
         } = &then[0]
         else {
             panic!()
         };
-        assert_eq!((*slot, *depth, *body_slots), (1, 0, 2));
+        assert_eq!(outer.primary, Primary::Env("L".into()));
+        assert_eq!(body.len(), 2);
         let Node::For {
             source: Some(source),
             body,
@@ -923,7 +824,11 @@ mod tests {
             panic!()
         };
         assert_eq!(source.primary, Primary::Item(0, "x".into()));
-        let Node::Value { expr, .. } = &body[1] else {
+        let Node::Value { expr } = &body[0] else {
+            panic!()
+        };
+        assert_eq!(expr.primary, Primary::Item(1, "y".into()));
+        let Node::Value { expr } = &body[1] else {
             panic!()
         };
         assert_eq!(expr.primary, Primary::Item(0, "x".into()));

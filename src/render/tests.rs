@@ -301,6 +301,31 @@ fn syntax_and_evaluation_problems_are_reported_together() {
     assert_eq!(e.len(), 2, "{e:?}");
 }
 
+/// A bad tag is one problem, whatever its block holds: the tinytemplate
+/// assembler used to add "internal error" at 1:1 for a bad `for` tag.
+#[test]
+fn a_bad_block_tag_is_one_problem() {
+    let env = [("L", "a,b"), ("U", "")];
+    for (src, want) in [
+        (
+            "{{ for in L }}{{ U }}{{ endfor }}",
+            "t:1:8: for needs a loop variable name",
+        ),
+        (
+            "x\n{{ for i of L }}{{ i }}{{ endfor }}",
+            "t:2:10: expected in",
+        ),
+        (
+            "{{ if L L }}{{ U }}{{ else }}{{ U }}{{ endif }}",
+            "t:1:9: if takes one name",
+        ),
+    ] {
+        let e = err(src, &env);
+        assert_eq!(e.len(), 1, "{src:?}: {e:?}");
+        assert!(e[0].starts_with(want), "{src:?}: {e:?}");
+    }
+}
+
 /// Issue 13: a string left open on its line no longer hides the file's
 /// later problems; each is reported at its position.
 #[test]
