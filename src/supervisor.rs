@@ -301,9 +301,14 @@ impl SignalBuffer {
 }
 
 /// Polls `fd` and the log followers' fds until `fd` is readable (true), or
-/// `deadline` passes or a follower's fd is ready (false).
+/// `deadline` (or the followers' own, while they hold a rotated file)
+/// passes or a follower's fd is ready (false).
 #[inline(never)]
 fn readable_before(fd: &OwnedFd, deadline: Option<Instant>, followers: &Followers) -> bool {
+    let deadline = match (deadline, followers.deadline()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     let timeout = match deadline {
         None => PollTimeout::NONE,
         Some(at) => {
