@@ -247,9 +247,9 @@ impl Followers {
                 active.add(cwd.join(path), sink, settings.prefix);
             }
         }
-        for dir in &mut active.dirs {
+        for (d, dir) in active.dirs.iter_mut().enumerate() {
             if let Err(e) = dir.resolve(&active.inotify, &active.creds) {
-                dir.warn(e);
+                dir.warn(e, d, &mut active.files);
             }
         }
         for file in &mut active.files {
@@ -361,6 +361,7 @@ impl Active {
                     path: dir.to_path_buf(),
                     wd: None,
                     ancestor: None,
+                    warned: false,
                 });
                 self.dirs.len() - 1
             }
@@ -493,7 +494,7 @@ impl Active {
                         }
                     }
                     Ok(()) => {}
-                    Err(e) => dir.warn(e),
+                    Err(e) => dir.warn(e, d, &mut self.files),
                 }
             }
         }
@@ -544,6 +545,8 @@ struct Dir {
     wd: Option<i32>,
     /// The watch on the nearest existing ancestor, while it does not.
     ancestor: Option<i32>,
+    /// A warning was given for this directory already.
+    warned: bool,
 }
 
 impl Dir {
@@ -584,12 +587,20 @@ impl Dir {
         }
     }
 
-    fn warn(&self, e: Errno) {
-        warn(
-            "cannot watch the directory of a --stdout/--stderr file: its lines are not followed",
-            &self.path,
-            e.desc(),
-        );
+    /// One warning per directory, ever, which stands for its files' too
+    /// (`d` is this directory's index among `files`' directories).
+    fn warn(&mut self, e: Errno, d: usize, files: &mut [Follower]) {
+        if !self.warned {
+            self.warned = true;
+            warn(
+                "cannot watch the directory of a --stdout/--stderr file: its lines are not followed",
+                &self.path,
+                e.desc(),
+            );
+        }
+        for file in files.iter_mut().filter(|f| f.dir == d) {
+            file.warned = true;
+        }
     }
 }
 
