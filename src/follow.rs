@@ -87,9 +87,29 @@ pub const LINE_MAX: usize = 64 * 1024;
 pub const ROTATE_WAIT: Duration = Duration::from_secs(5);
 
 /// The most files held per followed name (the newest and the rotated ones
-/// still read on). Beyond, the oldest is dropped with a warning: that takes
-/// rotations faster than the output drains, over and over.
-pub const MAX_GENERATIONS: usize = 8;
+/// still read on: an open descriptor each, a buffer only for the two being
+/// read). Near it, inotify events wait in the kernel until the output has
+/// taken the oldest file's lines; should it still be passed, the oldest is
+/// dropped with a warning.
+pub const MAX_GENERATIONS: usize = 32;
+
+/// The most bytes of inotify events read at once: room for the longest
+/// event (16 bytes and a name of up to 255 bytes, NUL-padded: 272), and at
+/// most 16 events (an event with a name takes 32 bytes at least).
+const EVENT_BATCH: usize = 512;
+
+/// How many files one batch of events (and the look at the name after it)
+/// can add to a name at most: one per event, and one.
+const BATCH_ADDS: usize = EVENT_BATCH / 32 + 1;
+
+/// The most batches of events read in a row, each leaving more in the
+/// queue, before a followed name is looked at anyway (see
+/// [`Active::events_empty`]).
+const MAX_DEFERRED: u8 = 16;
+
+/// The most batches of events taken at the final drain (a bound in case
+/// something outside the container keeps changing the directories).
+const DRAIN_BATCHES: usize = 1 << 14;
 
 /// The most bytes written at once when several lines go together: pipes
 /// write up to this much atomically.
@@ -240,6 +260,8 @@ impl Followers {
                 Sink::new(outputs[0], "stdout"),
                 Sink::new(outputs[1], "stderr"),
             ],
+            events_empty: true,
+            deferred: 0,
         };
         let cwd = std::env::current_dir().unwrap_or_default();
         for (sink, paths) in [(0, &settings.stdout), (1, &settings.stderr)] {
@@ -271,7 +293,10 @@ impl Followers {
         let Some(active) = &self.0 else {
             return 0;
         };
-        let mut wanted = [(active.inotify_fd(), PollFlags::POLLIN)]
+        // Events are not taken while a name holds too many files: the
+        // outputs' readiness wakes the loop then.
+        let mut wanted = (!active.stalled())
+            .then(|| (active.inotify_fd(), PollFlags::POLLIN))
             .into_iter()
             .chain(active.sinks.iter().enumerate().filter_map(|(i, sink)| {
                 let waiting = active.files.iter().any(|f| f.sink == i && f.pending);
@@ -306,7 +331,9 @@ impl Followers {
     /// hold now, as far as the outputs take it without blocking.
     pub fn on_ready(&mut self) {
         if let Some(active) = &mut self.0 {
-            active.take_events(false);
+            if !active.stalled() {
+                active.take_events();
+            }
             active.pump_all(false);
         }
     }
@@ -317,7 +344,14 @@ impl Followers {
     /// 5 s each write.
     pub fn drain(&mut self) {
         if let Some(active) = &mut self.0 {
-            active.take_events(true);
+            // Batch by batch, each file read to its end in between, so that
+            // rotated files do not pile up.
+            for _ in 0..DRAIN_BATCHES {
+                if !active.take_events() {
+                    break;
+                }
+                active.pump_all(true);
+            }
             for file in &mut active.files {
                 file.check = true;
             }
@@ -341,6 +375,12 @@ struct Active {
     files: Vec<Follower>,
     /// stdout, stderr.
     sinks: [Sink; 2],
+    /// The last read of events left the queue empty. Names are looked at
+    /// (a new file opened) only then: the events still queued may tell of
+    /// files renamed away before it, whose lines come first.
+    events_empty: bool,
+    /// Batches read in a row that left events in the queue.
+    deferred: u8,
 }
 
 impl Active {
@@ -379,6 +419,7 @@ impl Active {
             prefix: prefix.into_boxed_slice(),
             gens: Vec::new(),
             moving: None,
+            dropped: Vec::new(),
             check: false,
             dirty: false,
             pending: false,
@@ -386,21 +427,39 @@ impl Active {
         });
     }
 
-    /// Reads every queued inotify event and marks the files they concern:
-    /// to read again (anything in their directory) and to look at their
-    /// path again (their name created, moved, deleted or changed). A file
-    /// renamed away from a followed name is looked at where it went, in
-    /// case envinit never opened it.
-    fn take_events(&mut self, all: bool) {
+    /// True while a name holds so many files that one more batch of
+    /// events could pass [`MAX_GENERATIONS`]: events wait in the kernel.
+    fn stalled(&self) -> bool {
+        self.files
+            .iter()
+            .any(|f| f.gens.len() + BATCH_ADDS > MAX_GENERATIONS)
+    }
+
+    /// Reads one batch of queued inotify events (while running, one per
+    /// wake-up: events left over keep the fd readable for the next poll)
+    /// and marks the files they concern: to read again (anything in their
+    /// directory) and to look at their path again (their name created,
+    /// moved, deleted or changed). A file renamed away from a followed name
+    /// is looked at where it went, in case envinit never opened it.
+    /// Returns whether a batch was read.
+    fn take_events(&mut self) -> bool {
         let mut rescan = false;
+        let mut took = false;
+        let mut empty = false;
+        // Files dropped before this read: once the queue is read empty,
+        // every event about them has been seen.
+        let dropped: Vec<usize> = self.files.iter().map(|f| f.dropped.len()).collect();
         // Read and parsed in place (nix's read_events allocates a vector
         // and a name per event): `struct inotify_event` is wd, mask,
         // cookie, len (4 bytes each), then `len` bytes of NUL-padded name.
-        let mut buf = [0u8; 4096];
+        let mut buf = [0u8; EVENT_BATCH];
         loop {
             let read = match nix::unistd::read(self.inotify_fd(), &mut buf) {
                 Ok(read) => read,
-                Err(Errno::EAGAIN) => break,
+                Err(Errno::EAGAIN) => {
+                    empty = true;
+                    break;
+                }
                 Err(Errno::EINTR) => continue,
                 Err(e) => {
                     warn(
@@ -411,6 +470,9 @@ impl Active {
                     break;
                 }
             };
+            took = true;
+            // Room left for the longest event: the queue was empty.
+            empty = read + 16 + 256 <= buf.len();
             let mut at = 0;
             while at + 16 <= read {
                 let word = |i: usize| {
@@ -475,11 +537,7 @@ impl Active {
                     }
                 }
             }
-            // While running, one read per wake-up: events left over keep
-            // the fd readable for the next poll.
-            if !all {
-                break;
-            }
+            break;
         }
         if rescan {
             for (d, dir) in self.dirs.iter_mut().enumerate() {
@@ -498,21 +556,35 @@ impl Active {
                 }
             }
         }
+        if empty {
+            for (file, before) in self.files.iter_mut().zip(dropped) {
+                file.dropped.drain(..before);
+            }
+        }
+        self.events_empty = empty;
+        self.deferred = if empty {
+            0
+        } else {
+            self.deferred.saturating_add(1)
+        };
+        took
     }
 
     /// Copies what each marked file holds, in slices while the app runs
     /// (`drain` false), or everything while draining at the end.
     fn pump_all(&mut self, drain: bool) {
+        let look = self.events_empty || self.deferred >= MAX_DEFERRED;
         for file in &mut self.files {
-            if file.check {
+            if file.check && look {
                 file.check_path(&self.creds);
             }
             if self.sinks[file.sink].dead {
                 // Nowhere to copy to: leave the files alone (and hold no
                 // rotated one).
                 file.pending = false;
-                let newest = file.gens.len().saturating_sub(1);
-                file.gens.drain(..newest);
+                while file.held() {
+                    file.drop_oldest(0);
+                }
                 continue;
             }
             // A held rotated file is looked at on every wake-up (its quiet
@@ -621,6 +693,10 @@ struct Follower {
     gens: Vec<Generation>,
     /// The cookie of an IN_MOVED_FROM of the name, until its IN_MOVED_TO.
     moving: Option<u32>,
+    /// The files dropped since the inotify queue was last read empty: a
+    /// rename of one of them may still be in the queue, and must not make
+    /// envinit read it again. At most [`MAX_GENERATIONS`].
+    dropped: Vec<FileId>,
     /// Look at the path again (an event named it).
     check: bool,
     /// Read again (an event in its directory).
@@ -731,6 +807,10 @@ impl Follower {
             known.moved = true;
             return;
         }
+        if self.dropped.contains(&id) {
+            // Read already, and dropped before this rename was seen.
+            return;
+        }
         // It left the name before the newest came there, unless the newest
         // too left it already (then this one came after it).
         let at = match self.gens.last() {
@@ -753,7 +833,7 @@ impl Follower {
                 &self.path,
                 "too many rotated files held",
             );
-            self.gens.remove(0);
+            self.drop_oldest(0);
         }
         let at = at.min(self.gens.len());
         self.gens.insert(at, generation);
@@ -789,7 +869,7 @@ impl Follower {
                 Step::Pending => return true,
                 Step::Failed(error) => {
                     self.warn(error);
-                    self.gens.remove(i);
+                    self.drop_oldest(i);
                     continue;
                 }
                 Step::AtEnd if newest => return false,
@@ -810,9 +890,19 @@ impl Follower {
             if !generation.write_lines(sink, wait.is_none(), &self.prefix) {
                 return true;
             }
-            self.gens.remove(i);
+            self.drop_oldest(i);
         }
         false
+    }
+
+    /// Closes the file at `i` (the oldest being read), remembering it as
+    /// read.
+    fn drop_oldest(&mut self, i: usize) {
+        let gone = self.gens.remove(i);
+        if self.dropped.len() == MAX_GENERATIONS {
+            self.dropped.remove(0);
+        }
+        self.dropped.push(gone.id);
     }
 
     /// One warning per followed name, ever.
@@ -1419,6 +1509,15 @@ mod tests {
             s.followers.0.as_mut().unwrap().files[0].check_path(&Creds::own());
         }
         assert_eq!(held(&s), MAX_GENERATIONS);
+        // So many held: no events are taken (nor polled for) meanwhile.
+        assert!(s.followers.0.as_ref().unwrap().stalled());
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        let mut fds = [
+            PollFd::new(std::os::fd::AsFd::as_fd(&r), PollFlags::POLLIN),
+            PollFd::new(std::os::fd::AsFd::as_fd(&r), PollFlags::POLLIN),
+            PollFd::new(std::os::fd::AsFd::as_fd(&r), PollFlags::POLLIN),
+        ];
+        assert_eq!(s.followers.poll_fds(&mut fds), 0);
         s.followers.drain();
         let text = s.out.text();
         assert!(
@@ -1451,5 +1550,25 @@ mod tests {
                 "prefix {prefix}"
             );
         }
+    }
+
+    #[test]
+    fn a_file_dropped_before_its_rename_was_seen_is_not_read_again() {
+        // --rotate-wait 0: the old file goes as soon as it is read to its
+        // end, which may be before the event of its rename is taken.
+        let mut s = setup_waiting("rotate-dropped", |_| {}, &["a.log"], false, Duration::ZERO);
+        let path = s.dir.join("a.log");
+        append(&path, b"1\n");
+        s.followers.on_ready();
+        std::fs::rename(&path, s.dir.join("a.log.1")).unwrap();
+        append(&path, b"2\n");
+        // The name looked at, and both files read, before any event.
+        let active = s.followers.0.as_mut().unwrap();
+        active.files[0].check_path(&Creds::own());
+        active.pump_all(false);
+        assert_eq!(held(&s), 1);
+        s.followers.on_ready();
+        s.followers.drain();
+        assert_eq!(s.out.text(), "1\n2\n");
     }
 }
