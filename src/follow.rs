@@ -30,28 +30,37 @@
 //!   copied from its first byte.
 //! - Rotation: when the name points to a new file (renamed away and
 //!   re-created, or deleted and re-created), the new file is followed from
-//!   its start at once, and the old one is read on through its open
-//!   descriptor until it has been quiet (no new byte) for the rotate-wait
-//!   period (`--rotate-wait`, 5 s by default, as fluent-bit's
-//!   `Rotate_Wait`): lines an app writes to the renamed file before it
-//!   reopens its log (logrotate's `create` mode) are copied too. The old
-//!   file's lines go out before the new one's while both are read. A file
-//!   renamed away before envinit opened it (rotations faster than it looks)
-//!   is found through the rename's inotify events and read as well, from
-//!   its start. At the end, every file still held is read to its end. At
-//!   most [`MAX_GENERATIONS`] files per name are held; one more drops the
-//!   oldest with a warning. Truncation: a file that became shorter than
-//!   what was read is read again from its start. No line is repeated.
+//!   its start, and the old one is read on through its open descriptor
+//!   until it has been quiet (no new byte) for the rotate-wait period
+//!   (`--rotate-wait`, 5 s by default, as fluent-bit's `Rotate_Wait`; 0:
+//!   until its end), or, read to its end, as soon as a third file waits:
+//!   lines an app writes to the renamed file before it reopens its log
+//!   (logrotate's `create` mode) are copied too. The old file's lines go
+//!   out before the new one's, whole lines each. A file renamed away before
+//!   envinit opened it (rotations faster than it looks) is found where the
+//!   rename's inotify events say it went, and read from its start; a name
+//!   is looked at only once the queued events are read, so such files come
+//!   in order. At the end, every file still held is read to its end.
+//!   Truncation: a file that became shorter than what was read is read
+//!   again from its start. No line is repeated. Lost are only the lines of
+//!   a file deleted (or moved out of the watched directories) before
+//!   envinit opened it, and those written to a rotated file after it was
+//!   let go (and after an inotify queue overflow, files renamed away
+//!   unseen).
 //! - A line longer than [`LINE_MAX`] is split into pieces of that size,
 //!   never dropped (the `\n` ending a line of exactly N pieces adds no empty
 //!   line); at the end, a last line without a newline is copied with one
 //!   added.
-//! - Memory is bounded: one [`LINE_MAX`] buffer per open file, whatever the
-//!   file holds: a second one while a rotated file is read on (a third only
-//!   when a file renamed away unseen is found). The files themselves are
-//!   the buffer while output waits.
+//! - Memory is bounded: a [`LINE_MAX`] buffer for each file being read,
+//!   whatever it holds: one per name, two while a rotated file is read on
+//!   (three at most, when a file renamed away unseen is found). At most
+//!   [`MAX_GENERATIONS`] files are held per name (an open descriptor each):
+//!   near that, inotify events wait in the kernel until the output has
+//!   taken the oldest file's lines; should it be passed all the same, the
+//!   oldest is let go with a warning. The files themselves are the buffer
+//!   while output waits.
 //! - No periodic wake-up: inotify wakes the loop; a deadline is asked for
-//!   only while a rotated file waits to be quiet.
+//!   only while a rotated file, read to its end, waits to be quiet.
 //! - PID 1 never blocks on its own output while the app runs: a batch is
 //!   written only when stdout or stderr can take it (poll), and a file that
 //!   keeps growing is read in bounded slices between signals. A stdout
