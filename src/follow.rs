@@ -91,9 +91,9 @@ use crate::user::Identity;
 /// open file's buffer.
 pub const LINE_MAX: usize = 64 * 1024;
 
-/// How long a rotated file is read on after its last new byte, by default
-/// (`--rotate-wait`; fluent-bit's `Rotate_Wait` is 5 s too).
-pub const ROTATE_WAIT: Duration = Duration::from_secs(5);
+/// How long a rotated file is read on after its last new byte, by default,
+/// in milliseconds (`--rotate-wait`; fluent-bit's `Rotate_Wait` is 5 s too).
+pub const ROTATE_WAIT_MS: u32 = 5000;
 
 /// The most files held per followed name (the newest and the rotated ones
 /// still read on: an open descriptor each, a buffer only for the two being
@@ -177,9 +177,11 @@ pub struct FollowSettings {
     pub stderr: Vec<PathBuf>,
     /// `--log-prefix`: start each copied line with `NAME: `, the file's name.
     pub prefix: bool,
-    /// `--rotate-wait`: how long a rotated file is read on after its last
-    /// new byte (zero: until its end, then the new file alone).
-    pub rotate_wait: Duration,
+    /// `--rotate-wait`, in milliseconds: how long a rotated file is read on
+    /// after its last new byte (zero: until its end, then the new file
+    /// alone). Milliseconds in 32 bits keep the settings (moved once at
+    /// start-up) as small as they were before.
+    pub rotate_wait_ms: u32,
 }
 
 impl Default for FollowSettings {
@@ -188,7 +190,7 @@ impl Default for FollowSettings {
             stdout: Vec::new(),
             stderr: Vec::new(),
             prefix: false,
-            rotate_wait: ROTATE_WAIT,
+            rotate_wait_ms: ROTATE_WAIT_MS,
         }
     }
 }
@@ -235,7 +237,7 @@ impl Followers {
             Some(Ok(creds)) => creds,
             Some(Err(e)) => {
                 warn(
-                    "cannot take the --user's rights to read the --stdout/--stderr files: their lines are not copied",
+                    "cannot take the --user's rights for the --stdout/--stderr files: not copied",
                     Path::new("getgroups"),
                     e.desc(),
                 );
@@ -262,7 +264,7 @@ impl Followers {
         let mut active = Active {
             inotify,
             creds,
-            rotate_wait: settings.rotate_wait,
+            rotate_wait: Duration::from_millis(settings.rotate_wait_ms.into()),
             dirs: Vec::new(),
             files: Vec::new(),
             sinks: [
@@ -838,9 +840,9 @@ impl Follower {
         let now = Instant::now();
         if self.gens.len() >= MAX_GENERATIONS {
             warn(
-                "a --stdout/--stderr file rotated faster than its lines could be copied: the rest of the oldest rotated file is dropped",
+                "a --stdout/--stderr file rotates faster than it is copied: the oldest rotated one is dropped",
                 &self.path,
-                "too many rotated files held",
+                "too many held",
             );
             self.drop_oldest(0);
         }
@@ -1250,7 +1252,7 @@ mod tests {
     }
 
     fn setup(name: &str, before: impl FnOnce(&Path), stdout: &[&str], prefix: bool) -> Setup {
-        setup_waiting(name, before, stdout, prefix, ROTATE_WAIT)
+        setup_waiting(name, before, stdout, prefix, ROTATE_WAIT_MS)
     }
 
     fn setup_waiting(
@@ -1258,7 +1260,7 @@ mod tests {
         before: impl FnOnce(&Path),
         stdout: &[&str],
         prefix: bool,
-        rotate_wait: Duration,
+        rotate_wait_ms: u32,
     ) -> Setup {
         let dir = scratch(name);
         before(&dir);
@@ -1268,7 +1270,7 @@ mod tests {
             stdout: stdout.iter().map(|p| dir.join(p)).collect(),
             stderr: vec![dir.join("err.log")],
             prefix,
-            rotate_wait,
+            rotate_wait_ms,
         };
         let followers = Followers::start_to(
             &settings,
@@ -1336,7 +1338,7 @@ mod tests {
     #[test]
     fn created_rotated_and_truncated_files_lose_and_repeat_nothing() {
         // --rotate-wait 0: the old file is read to its end, then dropped.
-        let mut s = setup_waiting("rotate", |_| {}, &["a.log"], false, Duration::ZERO);
+        let mut s = setup_waiting("rotate", |_| {}, &["a.log"], false, 0);
         let path = s.dir.join("a.log");
         append(&path, b"1\n2\n");
         s.followers.on_ready();
@@ -1451,12 +1453,14 @@ mod tests {
         assert!(deadline > Instant::now() + Duration::from_secs(4));
         // Quiet for the whole rotate-wait (as if 5 s had passed): dropped.
         let active = s.followers.0.as_mut().unwrap();
-        active.files[0].gens[0].quiet_since = Some(Instant::now() - ROTATE_WAIT);
+        active.files[0].gens[0].quiet_since =
+            Some(Instant::now() - Duration::from_millis(ROTATE_WAIT_MS.into()));
         append(&old, b"5\n");
         s.followers.on_ready();
         assert_eq!(held(&s), 2, "a new line restarts the quiet period");
         let active = s.followers.0.as_mut().unwrap();
-        active.files[0].gens[0].quiet_since = Some(Instant::now() - ROTATE_WAIT);
+        active.files[0].gens[0].quiet_since =
+            Some(Instant::now() - Duration::from_millis(ROTATE_WAIT_MS.into()));
         s.followers.on_ready();
         assert_eq!(held(&s), 1);
         assert_eq!(s.followers.deadline(), None);
@@ -1565,7 +1569,7 @@ mod tests {
     fn a_file_dropped_before_its_rename_was_seen_is_not_read_again() {
         // --rotate-wait 0: the old file goes as soon as it is read to its
         // end, which may be before the event of its rename is taken.
-        let mut s = setup_waiting("rotate-dropped", |_| {}, &["a.log"], false, Duration::ZERO);
+        let mut s = setup_waiting("rotate-dropped", |_| {}, &["a.log"], false, 0);
         let path = s.dir.join("a.log");
         append(&path, b"1\n");
         s.followers.on_ready();

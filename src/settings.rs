@@ -834,7 +834,9 @@ fn follow_settings(
         follow.prefix = r.parse_last(parse_bool)?.unwrap_or(false);
     }
     if let Some(r) = raw("rotate-wait") {
-        follow.rotate_wait = r.parse_last(parse_duration)?.unwrap_or(follow.rotate_wait);
+        if let Some(wait) = r.parse_last(parse_duration)? {
+            follow.rotate_wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+        }
     }
     Ok(follow)
 }
@@ -1175,15 +1177,15 @@ mod tests {
     #[test]
     fn rotate_wait_defaults_to_5s_and_takes_a_duration() {
         let s = run(&["--stdout", "/a.log", "app"], &[]).unwrap();
-        assert_eq!(s.follow.rotate_wait, Duration::from_secs(5));
+        assert_eq!(s.follow.rotate_wait_ms, 5000);
         let s = run(&["--rotate-wait", "0", "--stdout", "/a.log", "app"], &[]).unwrap();
-        assert_eq!(s.follow.rotate_wait, Duration::ZERO);
+        assert_eq!(s.follow.rotate_wait_ms, 0);
         let s = run(
             &["--stdout", "/a.log", "app"],
             &[("ENVINIT_ROTATE_WAIT", "500ms")],
         )
         .unwrap();
-        assert_eq!(s.follow.rotate_wait, Duration::from_millis(500));
+        assert_eq!(s.follow.rotate_wait_ms, 500);
         assert!(s.unknown_variables.is_empty());
         let e = run(&["--rotate-wait", "soon", "app"], &[]).unwrap_err();
         assert_eq!(e.code, exit::USAGE);

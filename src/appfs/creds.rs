@@ -74,7 +74,7 @@ impl OpenError {
     pub fn desc(self) -> &'static str {
         match self {
             OpenError::NotRegular => "not a regular file",
-            OpenError::Replaced => "replaced while it was being opened",
+            OpenError::Replaced => "replaced while being opened",
             OpenError::Os(e) => e.desc(),
         }
     }
