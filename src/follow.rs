@@ -31,11 +31,13 @@
 //! - Rotation: when the name points to a new file (renamed away and
 //!   re-created, or deleted and re-created), the new file is followed from
 //!   its start, and the old one is read on through its open descriptor
-//!   until it has been quiet (no new byte) for the rotate-wait period
-//!   (`--rotate-wait`, 5 s by default, as fluent-bit's `Rotate_Wait`; 0:
-//!   until its end), or, read to its end, as soon as a third file waits:
-//!   lines an app writes to the renamed file before it reopens its log
-//!   (logrotate's `create` mode) are copied too. The old file's lines go
+//!   until the app writes to a newer file and the old one has been quiet
+//!   (no new byte) for the rotate-wait period (`--rotate-wait`, 5 s by
+//!   default, as fluent-bit's `Rotate_Wait`; 0: until its end), or, read
+//!   to its end, as soon as a third file waits: lines an app writes to the
+//!   renamed file before it reopens its log (logrotate's `create` mode),
+//!   or for good when it never reopens it (a postrotate that failed), are
+//!   copied too. The old file's lines go
 //!   out before the new one's, whole lines each. A file renamed away before
 //!   envinit opened it (rotations faster than it looks) is found where the
 //!   rename's inotify events say it went, and read from its start; a name
@@ -325,14 +327,18 @@ impl Followers {
     }
 
     /// When the supervisor's poll must return at the latest: the moment a
-    /// rotated file, read to its end, will have been quiet for the
-    /// rotate-wait period. None (no wake-up) while no such file is held.
+    /// rotated file, read to its end while the app writes a newer one, will
+    /// have been quiet for the rotate-wait period. None (no wake-up) while
+    /// no such file is held.
     pub fn deadline(&self) -> Option<Instant> {
         let active = self.0.as_ref()?;
+        if active.rotate_wait.is_zero() {
+            return None;
+        }
         active
             .files
             .iter()
-            .filter(|f| f.held() && !f.pending)
+            .filter(|f| f.held() && !f.pending && f.gens[1..].iter().any(|g| g.fed))
             .filter_map(|f| f.gens[0].quiet_since)
             .min()
             .map(|since| since + active.rotate_wait)
@@ -742,6 +748,8 @@ struct Generation {
     quiet_since: Option<Instant>,
     /// Seen renamed away from the name (inotify).
     moved: bool,
+    /// Bytes were read from it (the app writes to it).
+    fed: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -861,15 +869,20 @@ impl Follower {
 
     /// Writes what is held and reads more, oldest file first, until each
     /// file is at its end, the output cannot take more, or `limit` bytes
-    /// were read from a file. A rotated file at its end is dropped once it
-    /// has been quiet for `wait` (at once while draining: `wait` None, or
-    /// when a third file waits). Returns whether work is left.
+    /// were read from a file. A rotated file at its end is dropped once the
+    /// app writes to a newer one and it has been quiet for `wait` (at once
+    /// while draining: `wait` None, with a zero `wait`, or when a third
+    /// file waits). Returns whether work is left.
     fn pump(&mut self, sink: &mut Sink, wait: Option<Duration>, limit: usize) -> bool {
         let mut i = 0;
         while i < self.gens.len() {
             let newest = i + 1 == self.gens.len();
             // A third file waits: the oldest goes once read to its end.
             let crowded = self.gens.len() > 2;
+            // An app that never reopens its log (a postrotate that failed)
+            // writes the rotated file on: it is held while no newer file
+            // has a line.
+            let moved_on = self.gens[i + 1..].iter().any(|g| g.fed);
             let generation = &mut self.gens[i];
             let before = generation.offset;
             let step = generation.pump(sink, wait.is_none(), limit, &self.prefix);
@@ -890,7 +903,8 @@ impl Follower {
             let done = match (wait, generation.quiet_since) {
                 (None, _) | (_, None) => true,
                 _ if crowded => true,
-                (Some(wait), Some(since)) => since.elapsed() >= wait,
+                (Some(wait), _) if wait.is_zero() => true,
+                (Some(wait), Some(since)) => moved_on && since.elapsed() >= wait,
             };
             if !done {
                 // Still held: the newer file's lines may go meanwhile.
@@ -942,6 +956,7 @@ impl Generation {
             split: false,
             quiet_since: None,
             moved: false,
+            fed: false,
         }
     }
 
@@ -975,6 +990,7 @@ impl Generation {
                 Ok(n) => {
                     self.end += n;
                     self.offset += n as u64;
+                    self.fed = true;
                     read += n;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -1583,5 +1599,41 @@ mod tests {
         s.followers.on_ready();
         s.followers.drain();
         assert_eq!(s.out.text(), "1\n2\n");
+    }
+
+    #[test]
+    fn a_rotated_file_is_held_while_the_app_writes_nothing_newer() {
+        // A postrotate that did not reach the app (Debian's `invoke-rc.d
+        // nginx rotate` in a container without an init system): the app
+        // writes the renamed file on, the new one stays empty.
+        let mut s = setup("rotate-never-reopened", |_| {}, &["a.log"], false);
+        let (path, old) = (s.dir.join("a.log"), s.dir.join("a.log.1"));
+        append(&path, b"1\n");
+        s.followers.on_ready();
+        std::fs::rename(&path, &old).unwrap();
+        append(&path, b"");
+        append(&old, b"2\n");
+        s.followers.on_ready();
+        assert_eq!(
+            s.followers.deadline(),
+            None,
+            "no wake-up: nothing to wait for"
+        );
+        let active = s.followers.0.as_mut().unwrap();
+        let long_ago = Instant::now() - Duration::from_secs(3600);
+        active.files[0].gens[0].quiet_since = Some(long_ago);
+        s.followers.on_ready();
+        assert_eq!(held(&s), 2, "still held: the app writes nothing newer");
+        append(&old, b"3\n");
+        s.followers.on_ready();
+        // Once the app writes the new file, the old one goes when quiet.
+        append(&path, b"new\n");
+        s.followers.on_ready();
+        assert!(s.followers.deadline().is_some());
+        let active = s.followers.0.as_mut().unwrap();
+        active.files[0].gens[0].quiet_since = Some(long_ago);
+        s.followers.on_ready();
+        assert_eq!(held(&s), 1);
+        assert_eq!(s.out.text(), "1\n2\n3\nnew\n");
     }
 }
