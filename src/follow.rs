@@ -234,7 +234,7 @@ impl Followers {
         if settings.is_empty() {
             return Followers(None);
         }
-        let creds = match user.map(Creds::of) {
+        let creds = match user.map(|u| Creds::of(u.uid, u.gid, &u.groups)) {
             None => Creds::own(),
             Some(Ok(creds)) => creds,
             Some(Err(e)) => {

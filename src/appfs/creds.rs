@@ -34,8 +34,6 @@ use nix::fcntl::OFlag;
 use nix::libc;
 use nix::sys::stat::{FileStat, Mode, SFlag};
 
-use crate::user::Identity;
-
 /// A file's identity: its device and inode numbers.
 pub type FileId = (u64, u64);
 
@@ -97,10 +95,10 @@ impl Creds {
         Creds(None)
     }
 
-    /// The rights of `app` (the `--user`), with envinit's current ones
-    /// (fsuid, fsgid, groups) saved to return to. Fails only if envinit's
-    /// own groups cannot be read.
-    pub fn of(app: &Identity) -> Result<Creds, Errno> {
+    /// The rights of the app (the `--user`: `uid`, `gid` and supplementary
+    /// `groups`), with envinit's current ones (fsuid, fsgid, groups) saved
+    /// to return to. Fails only if envinit's own groups cannot be read.
+    pub fn of(uid: u32, gid: u32, groups: &[u32]) -> Result<Creds, Errno> {
         // SAFETY: setfsuid/setfsgid with an unmappable id change nothing
         // and return the current id; getgroups(0, NULL) only counts.
         let (own_uid, own_gid, count) = unsafe {
@@ -126,9 +124,9 @@ impl Creds {
             return Err(Errno::EAGAIN);
         }
         Ok(Creds(Some(Box::new(Switch {
-            uid: app.uid,
-            gid: app.gid,
-            groups: app.groups.clone().into_boxed_slice(),
+            uid,
+            gid,
+            groups: groups.into(),
             own_uid: own_uid as u32,
             own_gid: own_gid as u32,
             own_groups,
@@ -295,13 +293,7 @@ mod tests {
     const APP: u32 = 4242;
 
     fn app() -> Creds {
-        Creds::of(&Identity {
-            uid: APP,
-            gid: APP,
-            groups: vec![APP],
-            home: "/".into(),
-        })
-        .unwrap()
+        Creds::of(APP, APP, &[APP]).unwrap()
     }
 
     fn root() -> bool {
