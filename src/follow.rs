@@ -18,8 +18,8 @@
 //!   whatever the app does to its log directory (a symlink to a root-only
 //!   file, at the file or at a directory, a hard link, `/proc/1/environ`),
 //!   envinit reads nothing the app could not read itself. Only regular
-//!   files are ever opened for reading. Without `--user` the app is root
-//!   and so is the reading.
+//!   files are ever opened for reading, and none of /proc. Without
+//!   `--user` the app is root and so is the reading.
 //! - Every complete line goes out in one write. Lines are batched up to
 //!   PIPE_BUF (4096 bytes) per write, which a pipe never interleaves with
 //!   the app's own output; a single longer line is still one write. Lines
@@ -76,6 +76,7 @@ use std::fs::File;
 use std::io::{ErrorKind, IoSlice, Read, Seek, SeekFrom};
 use std::os::fd::{BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -437,6 +438,7 @@ impl Active {
             gens: Vec::new(),
             moving: None,
             dropped: Vec::new(),
+            dropped_before: 0,
             check: false,
             dirty: false,
             pending: false,
@@ -465,7 +467,9 @@ impl Active {
         let mut empty = false;
         // Files dropped before this read: once the queue is read empty,
         // every event about them has been seen.
-        let dropped: Vec<usize> = self.files.iter().map(|f| f.dropped.len()).collect();
+        for file in &mut self.files {
+            file.dropped_before = file.dropped.len();
+        }
         // Read and parsed in place (nix's read_events allocates a vector
         // and a name per event): `struct inotify_event` is wd, mask,
         // cookie, len (4 bytes each), then `len` bytes of NUL-padded name.
@@ -574,8 +578,8 @@ impl Active {
             }
         }
         if empty {
-            for (file, before) in self.files.iter_mut().zip(dropped) {
-                file.dropped.drain(..before);
+            for file in &mut self.files {
+                file.dropped.drain(..file.dropped_before);
             }
         }
         self.events_empty = empty;
@@ -664,11 +668,7 @@ impl Dir {
             // The watch is in place: if the next directory down appeared
             // before it was, no event will tell; look once more.
             let below = self.path.ancestors().find(|a| a.parent() == Some(at));
-            let is_dir = |p: &Path| {
-                creds
-                    .stat(p)
-                    .is_ok_and(|s| s.st_mode & libc::S_IFMT == libc::S_IFDIR)
-            };
+            let is_dir = |p: &Path| creds.stat(p).is_ok_and(|meta| meta.is_dir());
             match below {
                 Some(below) if is_dir(below) => at = &self.path,
                 _ => return Ok(()),
@@ -714,6 +714,8 @@ struct Follower {
     /// rename of one of them may still be in the queue, and must not make
     /// envinit read it again. At most [`MAX_GENERATIONS`].
     dropped: Vec<FileId>,
+    /// How many of `dropped` were there when events were last read.
+    dropped_before: usize,
     /// Look at the path again (an event named it).
     check: bool,
     /// Read again (an event in its directory).
@@ -804,7 +806,7 @@ impl Follower {
     fn check_path(&mut self, creds: &Creds) {
         self.check = false;
         match creds.stat(&self.path) {
-            Ok(stat) if self.gens.iter().any(|g| g.id == (stat.st_dev, stat.st_ino)) => {}
+            Ok(meta) if self.gens.iter().any(|g| g.id == (meta.dev(), meta.ino())) => {}
             Ok(_) => self.open(creds, true),
             // Gone for now (renamed away or deleted): the open file is read
             // on until a new one appears under the name.
@@ -926,6 +928,7 @@ impl Follower {
         let gone = self.gens.remove(i);
         if self.dropped.len() == MAX_GENERATIONS {
             self.dropped.remove(0);
+            self.dropped_before = self.dropped_before.saturating_sub(1);
         }
         self.dropped.push(gone.id);
     }

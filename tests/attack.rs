@@ -211,6 +211,11 @@ mod follow {
 
     /// Exactly one warning, saying `what` of `path`, "Permission denied".
     fn assert_one_refusal(out: &Finished, what: &str, path: &str) {
+        assert_one_refusal_for(out, what, path, "Permission denied");
+    }
+
+    /// Exactly one warning, saying `what` of `path`, for `reason`.
+    fn assert_one_refusal_for(out: &Finished, what: &str, path: &str, reason: &str) {
         let lines = out.err_lines();
         assert_eq!(lines.len(), 1, "one warning line\n{}", out.describe());
         let line = &lines[0];
@@ -218,7 +223,7 @@ mod follow {
             line.starts_with("envinit: warn: ")
                 && line.contains(what)
                 && line.contains(&format!("path={path}"))
-                && line.contains("Permission denied"),
+                && line.contains(&format!("error=\"{reason}\"")),
             "{}",
             out.describe()
         );
@@ -349,14 +354,22 @@ mod follow {
     }
 
     #[test]
-    fn a_symlink_to_proc_environ_is_not_read() {
+    fn a_symlink_into_proc_is_not_read() {
         if !have_unshare() {
             return;
         }
         // envinit's environment holds the marker (ATTACK_MARKER): its
         // /proc/1/environ (it is PID 1) and /proc/self/environ (resolved by
         // envinit, so its own) are 0400 root, which the app cannot read.
-        for target in ["/proc/1/environ", "/proc/self/environ"] {
+        // Its /proc/1/maps is 0444, but only envinit itself may read it
+        // (the kernel's check is "the same process", whatever the fsuid):
+        // no file of /proc is ever read.
+        for target in [
+            "/proc/1/environ",
+            "/proc/self/environ",
+            "/proc/1/maps",
+            "/proc/self/maps",
+        ] {
             let stage = Stage::new("attack-environ");
             let log = stage.path("vlog/access.log");
             let out = attack(
@@ -367,9 +380,42 @@ mod follow {
                 Expect::Refused(CANNOT_READ),
                 "true",
             );
-            assert_one_refusal(&out, CANNOT_READ, &log);
+            assert_one_refusal_for(&out, CANNOT_READ, &log, "a file of /proc");
             assert_eq!(stdout_lines(&out), ["before"], "{}", out.describe());
         }
+    }
+
+    #[test]
+    fn a_fifo_or_a_device_in_place_of_the_log_is_never_opened_for_reading() {
+        if !have_unshare() {
+            return;
+        }
+        // Opening a FIFO for reading blocks until a writer comes (PID 1
+        // would hang); a device may act on open. Both are refused from a
+        // look at what the name is, before any open for reading.
+        for attack in [
+            "rm {log} && mkfifo {log}",
+            "rm {log} && ln -s /dev/zero {log}",
+        ] {
+            let stage = Stage::new("attack-fifo");
+            let log = stage.path("vlog/access.log");
+            let out = attack_run(&stage, &log, &attack.replace("{log}", &log));
+            assert_one_refusal_for(&out, CANNOT_READ, &log, "not a regular file");
+            assert_eq!(stdout_lines(&out), ["before"], "{}", out.describe());
+        }
+    }
+
+    /// [`attack`] refused with CANNOT_READ, nothing staged by the test, the
+    /// app done after gate 2.
+    fn attack_run(stage: &Stage, log: &str, script: &str) -> Finished {
+        attack(
+            stage,
+            log,
+            script,
+            || {},
+            Expect::Refused(CANNOT_READ),
+            "true",
+        )
     }
 
     #[test]

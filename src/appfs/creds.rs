@@ -22,17 +22,22 @@
 //!   musl's `setgroups` would change every thread's groups.
 //! - [`Creds::open_regular`] opens nothing but a regular file for reading,
 //!   never blocks and has no side effect on anything else (a FIFO, a
-//!   device, a socket are refused before any open for reading).
+//!   device, a socket are refused before any open for reading), and no
+//!   file of /proc: there, some files readable by all (`/proc/1/maps`,
+//!   `/proc/1/stat`) show more when a process opens its own, a check the
+//!   app's credentials do not change (the kernel lets a process read
+//!   itself whoever its fsuid).
 //! - Nothing at all happens, and nothing is allocated, for [`Creds::own`].
 
-use std::ffi::CStr;
-use std::fs::File;
+use std::ffi::{CString, OsStr};
+use std::fs::{File, Metadata, OpenOptions};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
 use nix::libc;
-use nix::sys::stat::{FileStat, Mode, SFlag};
 
 /// A file's identity: its device and inode numbers.
 pub type FileId = (u64, u64);
@@ -55,10 +60,12 @@ struct Switch {
 pub enum OpenError {
     /// The path names a directory, FIFO, device or socket.
     NotRegular,
-    /// The file under the path changed between the two steps of the open
-    /// (it was replaced meanwhile), three times in a row.
-    Replaced,
-    /// The system's reason (no such file, permission denied, ...).
+    /// The file is one of /proc's (see the module's promises).
+    Proc,
+    /// The system's reason (no such file, permission denied, ...). A file
+    /// replaced under the path between the two steps of the open counts as
+    /// not there (ENOENT): the change that replaced it is the caller's next
+    /// event.
     Os(Errno),
 }
 
@@ -72,7 +79,7 @@ impl OpenError {
     pub fn desc(self) -> &'static str {
         match self {
             OpenError::NotRegular => "not a regular file",
-            OpenError::Replaced => "replaced while being opened",
+            OpenError::Proc => "a file of /proc",
             OpenError::Os(e) => e.desc(),
         }
     }
@@ -82,6 +89,17 @@ impl From<Errno> for OpenError {
     fn from(e: Errno) -> OpenError {
         OpenError::Os(e)
     }
+}
+
+impl From<std::io::Error> for OpenError {
+    fn from(e: std::io::Error) -> OpenError {
+        OpenError::Os(errno(&e))
+    }
+}
+
+/// The errno of an I/O error from a system call.
+fn errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 /// `setfsuid`/`setfsgid` with an id the kernel cannot map changes nothing
@@ -156,8 +174,8 @@ impl Creds {
     }
 
     /// `stat(2)` of `path` (symlinks followed) with these rights.
-    pub fn stat(&self, path: &Path) -> Result<FileStat, Errno> {
-        self.run(|| nix::sys::stat::stat(path))?
+    pub fn stat(&self, path: &Path) -> Result<Metadata, Errno> {
+        self.run(|| std::fs::metadata(path))?.map_err(|e| errno(&e))
     }
 
     /// Opens `path` for reading, with these rights, if it is a regular
@@ -173,15 +191,7 @@ impl Creds {
     /// and must still be the same inode. Either way the file opened is
     /// checked to be the one that was looked at.
     pub fn open_regular(&self, path: &Path) -> Result<(File, FileId), OpenError> {
-        self.run(|| {
-            let mut tries = 0;
-            loop {
-                match open_regular_now(path, true) {
-                    Err(OpenError::Replaced) if tries < 2 => tries += 1,
-                    result => return result,
-                }
-            }
-        })?
+        self.run(|| open_regular_now(path, true))?
     }
 }
 
@@ -228,36 +238,48 @@ fn set_id(call: libc::c_long, id: u32) -> Result<(), Errno> {
 /// [`Creds::open_regular`] with the current credentials, once; without
 /// `via_proc` (as when /proc is not mounted), by the path alone.
 fn open_regular_now(path: &Path, via_proc: bool) -> Result<(File, FileId), OpenError> {
-    let handle = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())?;
-    let looked = nix::sys::stat::fstat(&handle)?;
-    if SFlag::from_bits_truncate(looked.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+    // Not through std: its custom flags lose O_PATH under musl, whose
+    // O_ACCMODE includes it (O_SEARCH), and the open would be for reading.
+    let path_c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: open reads the NUL-terminated path we own; the descriptor it
+    // returns is new and ours alone.
+    let handle = unsafe {
+        let fd = Errno::result(libc::open(path_c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC))?;
+        File::from(OwnedFd::from_raw_fd(fd))
+    };
+    let looked = handle.metadata()?;
+    if !looked.file_type().is_file() {
         return Err(OpenError::NotRegular);
     }
+    if nix::sys::statfs::fstatfs(&handle)?.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC {
+        return Err(OpenError::Proc);
+    }
     let id = identity(&looked);
-    let read = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    let mut read = OpenOptions::new();
+    read.read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
     let mut name = [0u8; 32];
     let reopened = match via_proc {
-        true => nix::fcntl::open(
-            fd_path(std::os::fd::AsRawFd::as_raw_fd(&handle), &mut name),
-            read,
-            Mode::empty(),
-        ),
-        false => Err(Errno::ENOENT),
+        true => read.open(Path::new(OsStr::from_bytes(fd_path(
+            handle.as_raw_fd(),
+            &mut name,
+        )))),
+        false => Err(std::io::Error::from_raw_os_error(libc::ENOENT)),
     };
     let file = match reopened {
         Ok(file) => file,
         // No /proc (or not this process's): the path once more.
-        Err(Errno::ENOENT) => nix::fcntl::open(path, read, Mode::empty())?,
-        Err(e) => return Err(OpenError::Os(e)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => read.open(path)?,
+        Err(e) => return Err(e.into()),
     };
-    if identity(&nix::sys::stat::fstat(&file)?) != id {
-        return Err(OpenError::Replaced);
+    if identity(&file.metadata()?) != id {
+        return Err(OpenError::Os(Errno::ENOENT));
     }
-    Ok((File::from(file), id))
+    Ok((file, id))
 }
 
-/// `/proc/self/fd/N`, written into `buf`.
-fn fd_path(fd: i32, buf: &mut [u8; 32]) -> &CStr {
+/// `/proc/self/fd/N` for `fd`, written into `buf`.
+fn fd_path(fd: i32, buf: &mut [u8; 32]) -> &[u8] {
     const PREFIX: &[u8] = b"/proc/self/fd/";
     buf[..PREFIX.len()].copy_from_slice(PREFIX);
     let mut digits = [0u8; 10];
@@ -274,17 +296,18 @@ fn fd_path(fd: i32, buf: &mut [u8; 32]) -> &CStr {
     for (i, digit) in digits[..len].iter().rev().enumerate() {
         buf[PREFIX.len() + i] = *digit;
     }
-    buf[PREFIX.len() + len] = 0;
-    CStr::from_bytes_until_nul(&buf[..]).unwrap_or_default()
+    &buf[..PREFIX.len() + len]
 }
 
-fn identity(stat: &FileStat) -> FileId {
-    (stat.st_dev, stat.st_ino)
+fn identity(meta: &Metadata) -> FileId {
+    (meta.dev(), meta.ino())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
     use std::io::Read;
     use std::os::unix::fs::{PermissionsExt, symlink};
     use std::path::PathBuf;
@@ -420,7 +443,7 @@ mod tests {
                     nix::fcntl::open(&public, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())?;
                 let mut name = [0u8; 32];
                 let fd = nix::fcntl::open(
-                    fd_path(std::os::fd::AsRawFd::as_raw_fd(&handle), &mut name),
+                    fd_path(handle.as_raw_fd(), &mut name),
                     OFlag::O_RDONLY | OFlag::O_CLOEXEC,
                     Mode::empty(),
                 )?;
@@ -453,6 +476,19 @@ mod tests {
     }
 
     #[test]
+    fn files_of_proc_are_refused_even_those_readable_by_all() {
+        // /proc/self/maps is 0444, but only a process itself (or a tracer)
+        // may read it: envinit would read its own under any fsuid.
+        for path in ["/proc/self/maps", "/proc/self/stat", "/proc/1/cmdline"] {
+            assert_eq!(
+                read(&Creds::own(), Path::new(path)),
+                Err(OpenError::Proc),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
     fn proc_environ_is_refused_to_the_app() {
         if !root() {
             return;
@@ -461,12 +497,16 @@ mod tests {
         // although the same process could read itself as root.
         let creds = app();
         let own = PathBuf::from(format!("/proc/{}/environ", std::process::id()));
-        assert_eq!(read(&creds, &own), Err(OpenError::Os(Errno::EACCES)));
         assert_eq!(
-            read(&creds, Path::new("/proc/self/environ")),
-            Err(OpenError::Os(Errno::EACCES))
+            creds.run(|| open_regular_now(&own, true).err()).unwrap(),
+            Some(OpenError::Proc)
         );
-        assert!(read(&Creds::own(), &own).is_ok());
+        assert_eq!(read(&creds, &own), Err(OpenError::Proc));
+        // And were /proc allowed, the kernel itself would refuse it.
+        let reopened = creds
+            .run(|| nix::fcntl::open(&own, OFlag::O_RDONLY, Mode::empty()).err())
+            .unwrap();
+        assert_eq!(reopened, Some(Errno::EACCES));
     }
 
     #[test]
@@ -488,10 +528,7 @@ mod tests {
     #[test]
     fn fd_paths_are_written_in_place() {
         let mut buf = [0u8; 32];
-        assert_eq!(fd_path(0, &mut buf).to_bytes(), b"/proc/self/fd/0");
-        assert_eq!(
-            fd_path(1234567, &mut buf).to_bytes(),
-            b"/proc/self/fd/1234567"
-        );
+        assert_eq!(fd_path(0, &mut buf), b"/proc/self/fd/0");
+        assert_eq!(fd_path(1234567, &mut buf), b"/proc/self/fd/1234567");
     }
 }
