@@ -231,10 +231,17 @@ impl Followers {
     /// switches the app to; `None` when there is none or envinit already
     /// runs as it). With no files this does nothing at all. Problems are
     /// warnings: the app starts anyway.
+    #[inline]
     pub fn start(settings: &FollowSettings, user: Option<&Identity>) -> Followers {
         if settings.is_empty() {
             return Followers(None);
         }
+        Followers::start_as(settings, user)
+    }
+
+    /// [`Followers::start`] once there are files: takes the rights.
+    #[inline(never)]
+    fn start_as(settings: &FollowSettings, user: Option<&Identity>) -> Followers {
         let creds = match user.map(|u| Creds::of(u.uid, u.gid, &u.groups)) {
             None => Creds::own(),
             Some(Ok(creds)) => creds,
