@@ -37,18 +37,19 @@
 //!   to its end, as soon as a third file waits: lines an app writes to the
 //!   renamed file before it reopens its log (logrotate's `create` mode),
 //!   or for good when it never reopens it (a postrotate that failed), are
-//!   copied too. The old file's lines go
-//!   out before the new one's, whole lines each. A file renamed away before
-//!   envinit opened it (rotations faster than it looks) is found where the
-//!   rename's inotify events say it went, and read from its start; a name
-//!   is looked at only once the queued events are read, so such files come
-//!   in order. At the end, every file still held is read to its end.
-//!   Truncation: a file that became shorter than what was read is read
-//!   again from its start. No line is repeated. Lost are only the lines of
-//!   a file deleted (or moved out of the watched directories) before
-//!   envinit opened it, and those written to a rotated file after it was
-//!   let go (and after an inotify queue overflow, files renamed away
-//!   unseen).
+//!   copied too. The old file's lines go out before the new one's, whole
+//!   lines each. A file renamed away before envinit opened it (rotations
+//!   faster than it looks) is found where the rename's inotify events say
+//!   it went, and read from its start; a name is looked at only once the
+//!   queued events are read, so such files come in order (unless envinit
+//!   lags 16 batches of events behind: then the name is looked at anyway,
+//!   and such a file's lines may come after some of the newer one's). At
+//!   the end, every file still held is read to its end. Truncation: a file
+//!   that became shorter than what was read is read again from its start.
+//!   No line is repeated. Lost are only the lines of a file deleted (or
+//!   moved out of the watched directories) before envinit opened it, and
+//!   those written to a rotated file after it was let go (and after an
+//!   inotify queue overflow, files renamed away unseen).
 //! - A line longer than [`LINE_MAX`] is split into pieces of that size,
 //!   never dropped (the `\n` ending a line of exactly N pieces adds no empty
 //!   line); at the end, a last line without a newline is copied with one
