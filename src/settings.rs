@@ -254,6 +254,8 @@ Log files:
                               following it like tail -F; repeatable
       --stderr FILE           the same, to stderr; repeatable
       --log-prefix[=BOOL]     start each copied line with the file's name
+      --rotate-wait DURATION  after a rotation, read the old file on until it
+                              has been quiet this long [default: 5s]
 Health check (runs no command):
       --probe URL             check URL once (same forms as --wait); exit 0 if
                               all are ready, 1 if not; repeatable
@@ -298,6 +300,7 @@ const VALUE_OPTIONS: &[&str] = &[
     "probe-timeout",
     "stdout",
     "stderr",
+    "rotate-wait",
     "vm",
     "vm-exit",
     "image-config",
@@ -331,10 +334,11 @@ const VM_VARS: [(&str, &str); 3] = [
 ];
 
 /// The log-file options (`follow`) and their variables.
-const FOLLOW_VARS: [(&str, &str); 3] = [
+const FOLLOW_VARS: [(&str, &str); 4] = [
     ("stdout", "ENVINIT_STDOUT"),
     ("stderr", "ENVINIT_STDERR"),
     ("log-prefix", "ENVINIT_LOG_PREFIX"),
+    ("rotate-wait", "ENVINIT_ROTATE_WAIT"),
 ];
 
 /// Variables that are not options (`ENVINIT_LOG`, `ENVINIT_LOG_FORMAT`).
@@ -846,7 +850,8 @@ fn build(
     })))
 }
 
-/// `--stdout`, `--stderr`, `--log-prefix` (only parsed when one is given).
+/// `--stdout`, `--stderr`, `--log-prefix`, `--rotate-wait` (only parsed
+/// when one is given).
 fn follow_settings(
     raw: &mut impl FnMut(&'static str) -> Option<Raw>,
 ) -> Result<FollowSettings, SettingsError> {
@@ -863,6 +868,11 @@ fn follow_settings(
     }
     if let Some(r) = raw("log-prefix") {
         follow.prefix = r.parse_last(parse_bool)?.unwrap_or(false);
+    }
+    if let Some(r) = raw("rotate-wait") {
+        if let Some(wait) = r.parse_last(parse_duration)? {
+            follow.rotate_wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+        }
     }
     Ok(follow)
 }
@@ -1203,6 +1213,24 @@ mod tests {
         let e = run(&["app"], &[("ENVINIT_STDERR", "..")]).unwrap_err();
         assert_eq!(e.code, exit::CONFIG);
         assert!(e.message.contains("ENVINIT_STDERR"), "{}", e.message);
+    }
+
+    #[test]
+    fn rotate_wait_defaults_to_5s_and_takes_a_duration() {
+        let s = run(&["--stdout", "/a.log", "app"], &[]).unwrap();
+        assert_eq!(s.follow.rotate_wait_ms, 5000);
+        let s = run(&["--rotate-wait", "0", "--stdout", "/a.log", "app"], &[]).unwrap();
+        assert_eq!(s.follow.rotate_wait_ms, 0);
+        let s = run(
+            &["--stdout", "/a.log", "app"],
+            &[("ENVINIT_ROTATE_WAIT", "500ms")],
+        )
+        .unwrap();
+        assert_eq!(s.follow.rotate_wait_ms, 500);
+        assert!(s.unknown_variables.is_empty());
+        let e = run(&["--rotate-wait", "soon", "app"], &[]).unwrap_err();
+        assert_eq!(e.code, exit::USAGE);
+        assert!(e.message.contains("--rotate-wait"), "{}", e.message);
     }
 
     #[test]
