@@ -177,8 +177,11 @@ fn run(settings: &Settings) -> Result<u8, Failure> {
     }
 
     // 6. Follow log files (--stdout, --stderr): watched before the app
-    //    starts, so none of its lines is missed. Nothing without them.
-    let mut followers = Followers::start(&settings.follow);
+    //    starts, so none of its lines is missed, and read with the app's
+    //    rights (the --user's, when envinit switches to it). Nothing to do
+    //    without them.
+    let app = launch.identity.as_ref().filter(|_| launch.switch);
+    let mut followers = Followers::start(&settings.follow, app);
 
     // 7. Spawn (as the --user) and supervise until the child and everything
     //    it left are gone.

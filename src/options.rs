@@ -289,6 +289,13 @@ pub const TABLE: &[Opt] = &[
         "start each copied line with the file's name",
     ),
     opt(
+        "rotate-wait",
+        Some("DURATION"),
+        LogFiles,
+        "after a rotation, read the old file on until it\n\
+         has been quiet this long [default: 5s]",
+    ),
+    opt(
         "probe",
         Some("URL"),
         HealthCheck,

@@ -564,6 +564,24 @@ mod tests {
     }
 
     #[test]
+    fn rotate_wait_defaults_to_5s_and_takes_a_duration() {
+        let s = run(&["--stdout", "/a.log", "app"], &[]).unwrap();
+        assert_eq!(s.follow.rotate_wait_ms, 5000);
+        let s = run(&["--rotate-wait", "0", "--stdout", "/a.log", "app"], &[]).unwrap();
+        assert_eq!(s.follow.rotate_wait_ms, 0);
+        let s = run(
+            &["--stdout", "/a.log", "app"],
+            &[("ENVINIT_ROTATE_WAIT", "500ms")],
+        )
+        .unwrap();
+        assert_eq!(s.follow.rotate_wait_ms, 500);
+        assert!(s.unknown_variables.is_empty());
+        let e = run(&["--rotate-wait", "soon", "app"], &[]).unwrap_err();
+        assert_eq!(e.code, exit::USAGE);
+        assert!(e.message().contains("--rotate-wait"), "{e}");
+    }
+
+    #[test]
     fn check_needs_no_command() {
         let s = run(&["--check"], &[]).unwrap();
         assert!(s.render.check && s.command.is_empty());

@@ -8,7 +8,8 @@
 //! - Signals are blocked before the spawn, so none is lost; all of them
 //!   arrive in one place (the signalfd), read in one blocking loop that
 //!   wakes only for a signal, a deadline, or a followed log file's change
-//!   (`--stdout`/`--stderr`, see [`crate::follow`]): no polling.
+//!   (`--stdout`/`--stderr`, see [`crate::follow`], whose deadline, while
+//!   it holds a rotated file, joins the lifecycle's): no polling.
 //! - The child starts with the signal mask envinit was started with, default
 //!   dispositions for everything envinit did not inherit as ignored, and no
 //!   file descriptor envinit opened (they are all close-on-exec); the ones

@@ -837,3 +837,204 @@ exec env"#;
         "{after:?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Debian's nginx rotated by Debian's own logrotate setting (issue 13)
+
+/// The Debian packages logrotate and libpopt0 (what the base image lacks
+/// of it), fetched once with `apt-get download` from the archive this
+/// machine uses, into target/envinit-ex/debs. Installed into a test image
+/// on top of the base, so the base image (shared by every example test)
+/// stays as it is.
+fn logrotate_debs() -> Option<PathBuf> {
+    let dir = engines::root().join("target/envinit-ex/debs");
+    let have = |prefix: &str| {
+        std::fs::read_dir(&dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        })
+    };
+    if have("logrotate_") && have("libpopt0_") {
+        return Some(dir);
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = engines::run_for(
+        Command::new("apt-get")
+            .args(["download", "-q", "logrotate", "libpopt0"])
+            .current_dir(&dir),
+        Duration::from_secs(300),
+    );
+    prerequisite(
+        out.status.success(),
+        &format!(
+            "apt-get download logrotate libpopt0 failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    )
+    .then_some(dir)
+}
+
+/// The request paths of nginx's combined-format access lines.
+fn requested_paths(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter_map(|line| line.split("\"GET ").nth(1)?.split(' ').next())
+        .collect()
+}
+
+/// Removes an image when the test ends, however it ends.
+struct ImageGuard(String);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        engines::quietly("docker", &["rmi", "-f", &self.0]);
+    }
+}
+
+#[test]
+fn docker_debian_nginx_rotated_by_debian_logrotate_setting_loses_no_access_line() {
+    let _engine = engines::engine_lock();
+    let (Some(base), Some(envinit)) = (engines::base_image(), engines::envinit_binary()) else {
+        return;
+    };
+    let Some(debs) = logrotate_debs() else {
+        return;
+    };
+    // The base image's nginx with its Debian configuration and Debian's
+    // /etc/logrotate.d/nginx as the package ships them (`create 0640
+    // www-data adm`, compress, delaycompress, a postrotate `invoke-rc.d
+    // nginx rotate`), envinit following both logs.
+    let context = TempDirectory::new("logrotate");
+    for entry in std::fs::read_dir(&debs).unwrap().flatten() {
+        std::fs::create_dir_all(context.0.join("debs")).unwrap();
+        std::fs::copy(entry.path(), context.0.join("debs").join(entry.file_name())).unwrap();
+    }
+    std::fs::copy(&envinit, context.0.join("envinit")).unwrap();
+    std::fs::write(
+        context.0.join("Dockerfile"),
+        "ARG BASE\n\
+         FROM ${BASE}\n\
+         COPY debs/ /tmp/debs/\n\
+         RUN dpkg --force-depends -i /tmp/debs/*.deb >/dev/null && rm -rf /tmp/debs && mkdir -p /var/log/nginx\n\
+         COPY envinit /sbin/envinit\n\
+         ENV ENVINIT_STDOUT=/var/log/nginx/access.log ENVINIT_STDERR=/var/log/nginx/error.log\n\
+         ENTRYPOINT [\"/sbin/envinit\", \"--rewrite\", \"TERM:QUIT\", \"--\"]\n\
+         CMD [\"nginx\", \"-g\", \"daemon off;\"]\n",
+    )
+    .unwrap();
+    let tag = format!("envinit-ex-logrotate:{}", std::process::id());
+    let _image = ImageGuard(tag.clone());
+    docker(&[
+        "build",
+        "-q",
+        "--build-arg",
+        &format!("BASE={base}"),
+        "-t",
+        &tag,
+        context.0.to_str().unwrap(),
+    ]);
+    let name = format!("envinit-ex-logrotate-{}", std::process::id());
+    let c = Container::start(&name, &["-p", "127.0.0.1::80", &tag]);
+    let address = docker(&["port", &name, "80"])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    engines::wait_for("nginx to answer", START, || {
+        engines::http_get(&address, "/ready")
+    });
+
+    // A client makes requests one after the other all along.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let (done, stop, address) = (done.clone(), stop.clone(), address.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                assert!(
+                    engines::http_get(&address, &format!("/r/{n}")).is_some(),
+                    "request {n} got no answer"
+                );
+                done.store(n, std::sync::atomic::Ordering::SeqCst);
+            }
+            n
+        })
+    };
+    let at_least = |count: u32| {
+        engines::wait_for(&format!("{count} requests"), START, || {
+            (done.load(std::sync::atomic::Ordering::SeqCst) >= count).then_some(())
+        })
+    };
+    at_least(50);
+    // Round 1: with a policy-rc.d that lets invoke-rc.d act, the postrotate
+    // reaches nginx (USR1), which reopens its logs: between logrotate's
+    // create and the reopen, nginx wrote to the renamed files.
+    c.exec(&[
+        "sh",
+        "-c",
+        "printf '#!/bin/sh\\nexit 0\\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d",
+    ]);
+    let before = done.load(std::sync::atomic::Ordering::SeqCst);
+    c.exec(&["logrotate", "-f", "/etc/logrotate.d/nginx"]);
+    at_least(before + 50);
+    // Round 2: the image as Debian's packages leave it in a container (no
+    // init system, no policy-rc.d): invoke-rc.d refuses, silently (the
+    // postrotate sends its output to /dev/null), and nginx never reopens:
+    // it writes the renamed file from then on, the new one stays empty.
+    c.exec(&["rm", "/usr/sbin/policy-rc.d"]);
+    let before = done.load(std::sync::atomic::Ordering::SeqCst);
+    c.exec(&["logrotate", "-f", "/etc/logrotate.d/nginx"]);
+    at_least(before + 50);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let requests = client.join().unwrap();
+    let want: Vec<String> = (1..=requests).map(|n| format!("/r/{n}")).collect();
+    assert_eq!(
+        c.exec(&["stat", "-c", "%s", "/var/log/nginx/access.log"])
+            .trim(),
+        "0",
+        "nginx did not reopen its log in round 2"
+    );
+    // Every line reaches `docker logs` while nginx runs.
+    engines::wait_for("every access line in docker logs", START, || {
+        let out = c.stdout();
+        let got = requested_paths(&out);
+        want.iter().all(|w| got.contains(&w.as_str())).then_some(())
+    });
+    let (code, _) = c.stop(10);
+    let out = c.stdout();
+    assert_eq!(code, 0, "{}", c.logs());
+    let got = requested_paths(&out);
+    for path in &want {
+        assert_eq!(
+            got.iter().filter(|p| *p == path).count(),
+            1,
+            "{path} is not in docker logs exactly once:\n{out}"
+        );
+    }
+    assert_eq!(
+        got.iter().filter(|p| **p != "/ready").count(),
+        want.len(),
+        "{out}"
+    );
+}
+
+/// A scratch directory (a build context), removed on drop.
+struct TempDirectory(PathBuf);
+
+impl TempDirectory {
+    fn new(name: &str) -> TempDirectory {
+        let path = std::env::temp_dir().join(format!("envinit-ex-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDirectory(path)
+    }
+}
+
+impl Drop for TempDirectory {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -216,6 +216,9 @@ pub trait Wakers {
     /// Writes the fds to poll to the front of `out` (room for 3); returns
     /// how many.
     fn poll_fds<'a>(&'a self, out: &mut [PollFd<'a>]) -> usize;
+    /// When the poll must return at the latest for them (a rotated log file
+    /// to let go), if ever.
+    fn deadline(&self) -> Option<Instant>;
 }
 
 /// No other fd to wait for.
@@ -228,12 +231,19 @@ impl Wakers for NoWakers {
     fn poll_fds<'a>(&'a self, _: &mut [PollFd<'a>]) -> usize {
         0
     }
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// Polls `fd` and the wakers' fds until `fd` is readable (true), or
-/// `deadline` passes or a waker's fd is ready (false).
+/// `deadline` (or the wakers' own) passes or a waker's fd is ready (false).
 #[inline(never)]
 fn readable_before(fd: &OwnedFd, deadline: Option<Instant>, wakers: &dyn Wakers) -> bool {
+    let deadline = match (deadline, wakers.deadline()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     let timeout = match deadline {
         None => PollTimeout::NONE,
         Some(at) => {
