@@ -1174,3 +1174,53 @@ fn probes_report_each_dependency_once() {
     out.assert_code(64);
     drop(TcpStream::connect(up.local_addr().unwrap()));
 }
+
+/// ENVINIT_WAIT_TIMEOUT and ENVINIT_PROBE_TIMEOUT, the variables of
+/// `--wait-timeout` and `--probe-timeout`; the command line wins.
+#[test]
+fn wait_and_probe_timeouts_work_from_their_variables() {
+    if !have_unshare() {
+        return;
+    }
+    let down = format!("tcp://127.0.0.1:{}", free_port());
+    let out = Spec::pid1(["--wait", &down, "--", "echo", "started"])
+        .env("ENVINIT_WAIT_TIMEOUT", "1s")
+        .run();
+    out.assert_code(69);
+    assert!(
+        out.err().contains(&format!("{down} is not ready after 1s")),
+        "{}",
+        out.describe()
+    );
+    assert!(out.elapsed < Duration::from_secs(10), "{}", out.describe());
+    let out = Spec::pid1(["--wait", &down, "--wait-timeout", "1500ms", "--", "true"])
+        .env("ENVINIT_WAIT_TIMEOUT", "60s")
+        .run();
+    out.assert_code(69);
+    assert!(
+        out.err()
+            .contains(&format!("{down} is not ready after 1500ms")),
+        "{}",
+        out.describe()
+    );
+
+    // Accepts connections (the kernel's backlog) but never answers: the
+    // probe ends at its timeout, 300 ms here, not the default 2 s.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", silent.local_addr().unwrap());
+    let out = Spec::direct(["--probe", &url])
+        .env("ENVINIT_PROBE_TIMEOUT", "300ms")
+        .run();
+    out.assert_code(1);
+    assert_eq!(
+        out.err_lines(),
+        [format!("envinit: error: {url}: timed out")],
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.elapsed < Duration::from_millis(1500),
+        "the default 2 s, not 300 ms: {}",
+        out.describe()
+    );
+}

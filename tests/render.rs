@@ -610,3 +610,78 @@ fn a_kill_during_staging_leaves_nothing_after_the_next_start() {
     }
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// The rendering options from their variables, end to end: ENVINIT_TEMPLATE
+/// (a list), ENVINIT_SECRETS_DIR, ENVINIT_INI, ENVINIT_CHECK; the command
+/// line's `-t` replaces the variable's whole list.
+#[test]
+fn rendering_options_work_from_their_variables() {
+    let dir = tempdir("variables");
+    let at = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    fs::create_dir_all(dir.join("secrets")).unwrap();
+    fs::write(dir.join("secrets/token"), "t0k\n").unwrap();
+    fs::write(dir.join("a.tmpl"), "a = {{ A }}\n").unwrap();
+    fs::write(dir.join("b.tmpl"), "secret = {{ secrets.token }}\n").unwrap();
+    let templates = format!(
+        "{}:{}, {}:{}",
+        at("a.tmpl"),
+        at("a.out"),
+        at("b.tmpl"),
+        at("b.out")
+    );
+    let ini = format!("APP_:{}", at("app.ini"));
+    let secrets = at("secrets");
+    let out = run(envinit(
+        &["cat", &at("a.out"), &at("b.out"), &at("app.ini")],
+        &[
+            ("A", "1"),
+            ("APP_key", "value"),
+            ("APP_main__x", "y"),
+            ("ENVINIT_TEMPLATE", &templates),
+            ("ENVINIT_SECRETS_DIR", &secrets),
+            ("ENVINIT_INI", &ini),
+        ],
+    ));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "a = 1\nsecret = t0k\n\
+         ; Written by envinit from the variables APP_*: change those, not this file.\n\
+         key = value\n\n[main]\nx = y\n"
+    );
+
+    // The command line's -t replaces ENVINIT_TEMPLATE's list.
+    let only = format!("{}:{}", at("a.tmpl"), at("only.out"));
+    let out = run(envinit(
+        &["-t", &only, "--", "true"],
+        &[("A", "2"), ("ENVINIT_TEMPLATE", &templates)],
+    ));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(fs::read_to_string(dir.join("only.out")).unwrap(), "a = 2\n");
+    assert_eq!(fs::read_to_string(dir.join("a.out")).unwrap(), "a = 1\n");
+
+    // ENVINIT_CHECK: renders in memory, writes nothing, runs nothing.
+    let check = format!("{}:{}", at("a.tmpl"), at("c.out"));
+    for (value, a, code) in [("1", Some("3"), 0), ("yes", None, 78)] {
+        let mut env = vec![
+            ("ENVINIT_CHECK", value),
+            ("ENVINIT_TEMPLATE", check.as_str()),
+        ];
+        if let Some(a) = a {
+            env.push(("A", a));
+        }
+        let ran = at("ran");
+        let out = run(envinit(&["touch", &ran], &env));
+        assert_eq!(out.status.code(), Some(code), "{}", text(&out.stderr));
+        assert!(!dir.join("c.out").exists(), "--check wrote");
+        assert!(!dir.join("ran").exists(), "--check ran the command");
+        if code == 78 {
+            assert!(
+                text(&out.stderr).contains(&format!("{}:1:8: A is not set", at("a.tmpl"))),
+                "{}",
+                text(&out.stderr)
+            );
+        }
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
