@@ -39,6 +39,17 @@ fn with_py(options: &[&str], mode: &str, args: &[&str]) -> Option<Vec<OsString>>
     Some(all)
 }
 
+/// The modes a test of orphans runs envinit in: as PID 1, and not PID 1
+/// (a subreaper) unless qemu-user cannot make it one (then a `SKIP CASE`
+/// line names `test`, from `this_test!()`).
+fn modes(test: &str) -> Vec<Mode> {
+    let mut modes = vec![Mode::Pid1];
+    if !emulator_lacks_case(Gap::NoSubreaper, test, "not PID 1") {
+        modes.push(Mode::Direct);
+    }
+    modes
+}
+
 fn sig_line(signo: i32, from: i32) -> String {
     format!("sig {signo} from {from}")
 }
@@ -627,10 +638,7 @@ fn stderr_passes_byte_exact() {
 fn assert_child_sees_only(fds: Fds, extra: &[i32]) {
     for mode in [Mode::Pid1, Mode::Direct] {
         let args = ["ls", "-1", "/proc/self/fd"];
-        let spec = match mode {
-            Mode::Pid1 => Spec::pid1(args),
-            Mode::Direct => Spec::direct(args),
-        };
+        let spec = Spec::in_mode(mode, args);
         let out = spec.fds(fds).run();
         out.assert_code(0);
         let mut got: Vec<i32> = out.out().lines().filter_map(|l| l.parse().ok()).collect();
@@ -1412,10 +1420,7 @@ fn a_stop_waits_for_orphans_that_handle_term() {
     if !have_unshare() {
         return;
     }
-    for mode in [Mode::Pid1, Mode::Direct] {
-        if mode == Mode::Direct && emulator_lacks_case(Gap::NoSubreaper, this_test!(), "direct") {
-            continue;
-        }
+    for mode in modes(this_test!()) {
         let dir = TempDir::new("stop-orphan-term");
         let file = dir.join("said");
         let Some(args) = with_py(
@@ -1425,10 +1430,7 @@ fn a_stop_waits_for_orphans_that_handle_term() {
         ) else {
             return;
         };
-        let spec = match mode {
-            Mode::Pid1 => Spec::pid1(&args),
-            Mode::Direct => Spec::direct(&args),
-        };
+        let spec = Spec::in_mode(mode, &args);
         let run = spec.start();
         run.wait_line("ready");
         run.wait_stdout("the orphan to be reparented", |t| t.contains("orphan pid "));
@@ -1476,10 +1478,7 @@ fn orphans_ignoring_term_are_killed_after_the_grace_when_the_child_exits() {
     if !have_unshare() {
         return;
     }
-    for mode in [Mode::Pid1, Mode::Direct] {
-        if mode == Mode::Direct && emulator_lacks_case(Gap::NoSubreaper, this_test!(), "direct") {
-            continue;
-        }
+    for mode in modes(this_test!()) {
         let dir = TempDir::new("exit-orphan-kill");
         let pidfile = dir.join("orphan.pid");
         let Some(args) = with_py(
@@ -1496,10 +1495,7 @@ fn orphans_ignoring_term_are_killed_after_the_grace_when_the_child_exits() {
         ) else {
             return;
         };
-        let spec = match mode {
-            Mode::Pid1 => Spec::pid1(&args),
-            Mode::Direct => Spec::direct(&args),
-        };
+        let spec = Spec::in_mode(mode, &args);
         let run = spec.start();
         let orphan = read_pidfile(&pidfile);
         let out = run.wait();

@@ -810,6 +810,11 @@ impl Spec {
         Spec::new(Mode::Direct, args)
     }
 
+    /// envinit in `mode` with these arguments.
+    pub fn in_mode<S: AsRef<OsStr>>(mode: Mode, args: impl IntoIterator<Item = S>) -> Spec {
+        Spec::new(mode, args)
+    }
+
     fn new<S: AsRef<OsStr>>(mode: Mode, args: impl IntoIterator<Item = S>) -> Spec {
         Spec {
             mode,
