@@ -1284,6 +1284,7 @@ fn a_stop_signal_during_rendering_is_held_for_the_child() {
     args.extend(["--", "sleep", "1000"].map(String::from));
     let run = Spec::pid1(&args).timeout(Duration::from_secs(60)).start();
     let init = run.init_pid();
+    let comm = common::envinit_comm();
     // Rendering: SIGTERM is blocked (held) and no child exists yet. The
     // process must already be envinit: unshare's forked child also has
     // TERM blocked (around its fork) for a moment before it execs envinit.
@@ -1291,7 +1292,7 @@ fn a_stop_signal_during_rendering_is_held_for_the_child() {
         "envinit rendering with SIGTERM blocked",
         Duration::from_secs(20),
         || {
-            let is_envinit = stat(init).is_some_and(|s| s.comm == "envinit");
+            let is_envinit = stat(init).is_some_and(|s| s.comm == comm);
             let blocked =
                 signal_mask(init, "SigBlk").is_some_and(|m| m & (1 << (sig::TERM - 1)) != 0);
             (is_envinit && blocked && children(init).is_empty()).then_some(())

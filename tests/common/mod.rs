@@ -59,6 +59,17 @@ pub fn envinit() -> OsString {
     path
 }
 
+/// The binary under test's `comm` in /proc (its file name, cut to 15
+/// bytes as the kernel does): `envinit`, or `envinit-aarch64` for dist/'s.
+pub fn envinit_comm() -> String {
+    let path = PathBuf::from(envinit());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.chars().take(15).collect()
+}
+
 // ---------------------------------------------------------------------------
 // The architecture of the binary under test
 
