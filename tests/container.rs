@@ -1,7 +1,8 @@
 //! Container facts against a real cgroup: a fresh cgroup with a 256 MiB
 //! memory limit and, where the machine allows, a CPU quota of 1.5 CPUs
 //! (150000/100000, so 2 CPUs rounded up) is made for each test, a process is
-//! moved into it, and what it detects is checked.
+//! moved into it, and what it detects is checked. And a pids cgroup that
+//! makes envinit's fork fail: exit 71.
 //!
 //! Needs root and a writable cgroup hierarchy: v1 `memory` (and `cpu`) under
 //! /sys/fs/cgroup, else cgroup v2 with the memory controller. Without them the
@@ -358,4 +359,80 @@ fn check(line: &str, limited: &str, group: &TestCgroup, test: &str) {
             );
         }
     }
+}
+
+/// docs/exit-codes.md's 71 outside VM mode: an operating-system call
+/// envinit needs before the start fails, here the fork of the command (a
+/// pids cgroup that allows two tasks: unshare and envinit). One line naming
+/// the command and the call, exit 71.
+#[test]
+fn a_fork_that_fails_exits_71_with_one_line() {
+    if std::env::var_os(PROBE).is_some()
+        || !common::have_unshare()
+        || common::emulator_lacks(common::Gap::OwnThreads, this_test!())
+    {
+        return;
+    }
+    let group = match make_pids_cgroup(2) {
+        Ok(group) => group,
+        Err(why) => {
+            common::prerequisite("a writable pids cgroup", Some(why));
+            return;
+        }
+    };
+    let out = run_in(
+        &group,
+        Path::new("unshare"),
+        &[
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            &common::envinit().to_string_lossy(),
+            "--",
+            "true",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, Some(71), "{}", out.describe());
+    assert_eq!(
+        out.err_lines(),
+        ["envinit: error: cannot start \"true\": fork failed: Try again"],
+        "{}",
+        out.describe()
+    );
+}
+
+/// A fresh cgroup whose `pids.max` is `max` (v1 `pids`, else v2 with the
+/// pids controller).
+fn make_pids_cgroup(max: u32) -> Result<TestCgroup, String> {
+    let name = unique_name();
+    let mut group = TestCgroup {
+        procs: Vec::new(),
+        made: Vec::new(),
+        quota_set: false,
+        kind: "pids",
+    };
+    let v1 = Path::new("/sys/fs/cgroup/pids");
+    let dir = if v1.join("cgroup.procs").exists() {
+        child_of_own(v1, &v1_own_cgroup("pids"), &name)
+    } else {
+        let base = v2_mount().ok_or("no cgroup v1 pids controller and no cgroup v2 mount")?;
+        let controllers = fs::read_to_string(base.join("cgroup.controllers")).unwrap_or_default();
+        if !controllers.split_whitespace().any(|c| c == "pids") {
+            return Err(format!(
+                "cgroup v2 at {} offers no pids controller",
+                base.display()
+            ));
+        }
+        base.join(&name)
+    };
+    make_dir(&dir, &mut group.made)?;
+    if !dir.join("pids.max").exists() {
+        if let Some(parent) = dir.parent() {
+            write(&parent.join("cgroup.subtree_control"), "+pids")?;
+        }
+    }
+    write(&dir.join("pids.max"), &max.to_string())?;
+    group.procs.push(dir.join("cgroup.procs"));
+    Ok(group)
 }

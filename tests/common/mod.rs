@@ -179,6 +179,9 @@ pub enum Gap {
     /// counterpart. Forwarding round-trips; checks of the number envinit
     /// sees cannot pass.
     RealtimeShift,
+    /// It runs threads of its own beside the program (and more at each
+    /// fork), so a limit on a cgroup's tasks hits qemu itself first.
+    OwnThreads,
 }
 
 impl Gap {
@@ -189,6 +192,9 @@ impl Gap {
             }
             Gap::RealtimeShift => {
                 "qemu-user shifts real-time signal numbers by two (host 39 is the program's 37; host 32, 33: none)"
+            }
+            Gap::OwnThreads => {
+                "qemu-user runs threads of its own, which a cgroup's task limit counts: it fails before envinit does"
             }
         }
     }
