@@ -955,20 +955,21 @@ fn logrotate_debs() -> Option<PathBuf> {
         return Some(dir);
     }
     std::fs::create_dir_all(&dir).unwrap();
-    let out = engines::run_for(
+    let out = common::try_run_for(
         Command::new("apt-get")
             .args(["download", "-q", "logrotate", "libpopt0"])
             .current_dir(&dir),
         Duration::from_secs(300),
     );
-    prerequisite(
-        out.status.success(),
-        &format!(
-            "apt-get download logrotate libpopt0 failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-    )
-    .then_some(dir)
+    let problem = match out {
+        Ok(out) if out.status.success() => None,
+        Ok(out) => Some(format!(
+            "`apt-get download logrotate libpopt0` failed: {}",
+            out.err().trim()
+        )),
+        Err(e) => Some(e),
+    };
+    common::prerequisite("logrotate's packages", problem).then_some(dir)
 }
 
 /// The request paths of nginx's combined-format access lines.
@@ -1018,7 +1019,7 @@ fn docker_debian_nginx_rotated_by_debian_logrotate_setting_loses_no_access_line(
          CMD [\"nginx\", \"-g\", \"daemon off;\"]\n",
     )
     .unwrap();
-    let tag = format!("envinit-ex-logrotate:{}", std::process::id());
+    let tag = engines::tag("envinit-ex-logrotate");
     let _image = ImageGuard(tag.clone());
     docker(&[
         "build",
@@ -1029,7 +1030,7 @@ fn docker_debian_nginx_rotated_by_debian_logrotate_setting_loses_no_access_line(
         &tag,
         context.0.to_str().unwrap(),
     ]);
-    let name = format!("envinit-ex-logrotate-{}", std::process::id());
+    let name = engines::name("envinit-ex-logrotate");
     let c = Container::start(&name, &["-p", "127.0.0.1::80", &tag]);
     let address = docker(&["port", &name, "80"])
         .lines()

@@ -706,18 +706,7 @@ fn docker_logs_show_the_lines_of_a_rotated_log_file() {
 /// Can `program` run here (`program ARG` exits 0)? Through
 /// `common::prerequisite`: a skip with the reason, a failure under CI=true.
 fn have_tool(program: &str, arg: &str) -> bool {
-    let problem = match Command::new(program)
-        .arg(arg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(status) if status.success() => None,
-        Ok(status) => Some(format!("`{program} {arg}` failed: {status}")),
-        Err(e) => Some(format!("cannot run `{program}`: {e}")),
-    };
-    common::prerequisite(program, problem)
+    common::prerequisite(program, common::probe(program, &[arg]))
 }
 
 /// A TCP port on 127.0.0.1 that nothing listens on now.
@@ -870,19 +859,15 @@ fn logrotate_in_create_mode_with_a_real_nginx_loses_no_access_line() {
         let before = done.load(std::sync::atomic::Ordering::SeqCst);
         // logrotate inside the container's namespaces (its /proc, so the
         // pid file's number is nginx's), as a cron job there would run it.
-        let out = Command::new("timeout")
-            .args(["60", "nsenter", "--target", &envinit_pid.to_string()])
-            .args(["--pid", "--mount", "--", "logrotate", "-f", "-s"])
-            .arg(dir.join("logrotate.state"))
-            .arg(&logrotate_conf)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "logrotate: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        let out = common::run_for(
+            Command::new("nsenter")
+                .args(["--target", &envinit_pid.to_string()])
+                .args(["--pid", "--mount", "--", "logrotate", "-f", "-s"])
+                .arg(dir.join("logrotate.state"))
+                .arg(&logrotate_conf),
+            Duration::from_secs(60),
         );
+        assert!(out.status.success(), "logrotate: {}", out.describe());
         at_least(before + 50);
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -977,21 +962,19 @@ for g in range(1, {ROTATIONS} + 1):
         let log = dir.join("app.log");
         // The file exists from the start: tail -F follows it at once.
         std::fs::write(&log, "").unwrap();
-        let mut tail = Command::new("tail")
-            .args(["-F", "-n", "+1", &log])
+        let mut tail = Command::new("tail");
+        tail.args(["-F", "-n", "+1", &log])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let (tail_out, _reader) = common::Stream::capture(tail.stdout.take().unwrap());
+            .process_group(0);
+        // Killed (its group) when dropped, or past its deadline.
+        let tail = Running::spawn(tail, Mode::Direct, None, Duration::from_secs(120), None);
+        let tail_out = std::sync::Arc::clone(&tail.stdout);
         wait_until("tail -F to watch the file", EVENT_TIMEOUT, || {
-            has_inotify_watch(tail.id()).then_some(())
+            has_inotify_watch(tail.spawned_pid() as u32).then_some(())
         });
         let Some(command) = py(&script, &[&log]) else {
-            let _ = tail.kill();
-            let _ = tail.wait();
             return;
         };
         let out = Spec::pid1(args(&["--stdout", &log], command))
@@ -1024,8 +1007,7 @@ for g in range(1, {ROTATIONS} + 1):
             }
             (now >= total as usize || seen.1.elapsed() > Duration::from_secs(1)).then_some(())
         });
-        let _ = tail.kill();
-        let _ = tail.wait();
+        drop(tail);
         let tail_text = tail_out.text();
         let mut tail_got: Vec<&str> = tail_text.lines().collect();
         tail_got.sort_unstable();
