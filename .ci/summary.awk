@@ -23,9 +23,9 @@ function marker(name) { return $0 ~ ("(^|\\.\\.\\. )" name) }
 marker("SKIP CASE") { cases++; next }
 marker("SKIP[: (]") { skipped++ }
 marker("HOST ONLY") { host++ }
+# Two lines: the details, then the plain closing line CI reads.
 END {
-  printf "tests: %d passed, %d failed, %d skipped (%d ignored, %d at run time), %d cases skipped",
-    passed - skipped - host, failed, ignored + skipped, ignored, skipped, cases
-  if (host) printf "; %d host-only tests not counted", host
-  printf "\n"
+  printf "skipped: %d ignored, %d at run time; %d cases skipped; %d host-only tests not counted\n",
+    ignored, skipped, cases, host
+  printf "tests: %d passed, %d failed, %d skipped\n", passed - skipped - host, failed, ignored + skipped
 }
