@@ -313,8 +313,9 @@ pub const TABLE: &[Opt] = &[
         "proc-signals",
         Some("NAME=SIGNAL[+SIGNAL...]"),
         Processes,
-        "forward only these signals to process NAME (none:\n\
-         no signal) [default: every one]; repeatable",
+        "forward only these signals to process NAME; FROM:TO\n\
+         sends FROM as TO (HUP:USR2); none: no signal\n\
+         [default: every signal, as it is]; repeatable",
     )
     .repeatable(),
     opt(

@@ -453,7 +453,7 @@ fn signals_go_to_every_process_or_only_where_routed() {
         "--proc-signals",
         "none=none",
         "--proc-signals",
-        "usr1=SIGUSR1+WINCH",
+        "usr1=SIGUSR1+WINCH+HUP:USR2",
         "--rewrite",
         "USR2:USR1",
     ])
@@ -466,7 +466,7 @@ fn signals_go_to_every_process_or_only_where_routed() {
     });
     run.signal_taken(sig::HUP);
     run.signal_taken(sig::USR2);
-    run.wait_stdout("usr1's signal", |t| of(t, "usr1").len() == 2);
+    run.wait_stdout("usr1's signals", |t| of(t, "usr1").len() == 3);
     run.signal(sig::TERM);
     let out = run.wait();
     out.assert_code(0);
@@ -485,8 +485,13 @@ fn signals_go_to_every_process_or_only_where_routed() {
     );
     assert_eq!(
         of(&text, "usr1"),
-        ["ready", &from(sig::USR1), &from(sig::TERM)],
-        "USR2 rewritten to USR1, then routed"
+        [
+            "ready",
+            &from(sig::USR2),
+            &from(sig::USR1),
+            &from(sig::TERM)
+        ],
+        "HUP sent as USR2; USR2 rewritten to USR1, then routed"
     );
 }
 

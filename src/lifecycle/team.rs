@@ -28,7 +28,8 @@
 //!   stop signal it was sent, else with the code of the first that did
 //!   not.
 //! - Other signals are forwarded to every process, or, with
-//!   `--proc-signals NAME=...`, only to the processes that list them.
+//!   `--proc-signals NAME=...`, only to the processes that list them,
+//!   each as the process lists it (`HUP:USR2`: php-fpm reloads on USR2).
 //! - Orphans: once every process has ended, whatever they left gets
 //!   SIGTERM (and SIGCONT) within the same grace period.
 
@@ -55,8 +56,9 @@ pub struct Member {
     pub name: String,
     /// `--proc-stop-signal`; `None`: the stop signal received.
     pub stop_signal: Option<i32>,
-    /// `--proc-signals`: bit N-1 for each signal N it gets; `None`: all.
-    pub signals: Option<u64>,
+    /// `--proc-signals`: the signals it gets, each as `(received, sent)`
+    /// (after `--rewrite`); `None`: every one, as it is.
+    pub signals: Option<Vec<(i32, i32)>>,
     /// `--restart`: start it again when it ends.
     pub restart: bool,
 }
@@ -319,13 +321,13 @@ impl<'a> Team<'a> {
             return;
         };
         if !stop {
-            for i in 0..self.slots.len() {
-                let routed = self.slots[i]
-                    .member
-                    .signals
-                    .is_none_or(|mask| mask & (1u64 << ((forward - 1) & 63)) != 0);
-                if let Some(pid) = self.slots[i].pid().filter(|_| routed) {
-                    crew.signal(self.target(pid), forward);
+            for slot in &self.slots {
+                let routed = match &slot.member.signals {
+                    None => Some(forward),
+                    Some(routes) => routes.iter().find(|r| r.0 == forward).map(|r| r.1),
+                };
+                if let (Some(pid), Some(signal)) = (slot.pid(), routed) {
+                    crew.signal(self.target(pid), signal);
                 }
             }
             return;
@@ -795,12 +797,16 @@ mod tests {
     #[test]
     fn signals_go_to_every_process_or_where_routed() {
         let (mut team, mut os, t0) = three(|s, m| {
-            m[0].signals = Some(1 << (SIGUSR2 - 1));
-            m[2].signals = Some(0);
+            m[0].signals = Some(vec![(SIGUSR2, SIGUSR2), (SIGHUP, SIGUSR1)]);
+            m[2].signals = Some(vec![]);
             s.rewrites = vec![(SIGUSR1, Some(SIGUSR2))];
         });
         team.on_signal(SIGHUP, t0, &mut os);
-        assert_eq!(os.take(), [("kill", 20 * 100 + SIGHUP)]);
+        assert_eq!(
+            os.take(),
+            [("kill", 10 * 100 + SIGUSR1), ("kill", 20 * 100 + SIGHUP)],
+            "HUP reaches php-fpm as USR1"
+        );
         team.on_signal(SIGUSR1, t0, &mut os);
         assert_eq!(
             os.take(),

@@ -76,8 +76,8 @@ pub struct ForProc {
     pub user: Option<String>,
     /// `--proc-stop-signal`.
     pub stop_signal: Option<i32>,
-    /// `--proc-signals`, as a mask (bit N-1 for signal N).
-    pub signals: Option<u64>,
+    /// `--proc-signals`: `(received, sent)` pairs.
+    pub signals: Option<Vec<(i32, i32)>>,
     /// `--proc-wait`.
     pub waits: Vec<Target>,
     /// The first option that named it and where it was given, for the
@@ -174,16 +174,18 @@ impl ProcsSettings {
     }
 }
 
-/// `HUP+USR1` (or `none`) as a mask: bit N-1 for signal N.
-pub fn parse_signals(text: &str) -> Result<u64, String> {
+/// `HUP+USR1`, `HUP:USR2+USR1` (HUP sent as USR2), or `none`: the
+/// signals a process gets, as `(received, sent)`.
+pub fn parse_signals(text: &str) -> Result<Vec<(i32, i32)>, String> {
     if text.trim().eq_ignore_ascii_case("none") {
-        return Ok(0);
+        return Ok(Vec::new());
     }
-    let mut mask = 0;
-    for signal in text.split('+') {
-        mask |= 1u64 << (signals::parse(signal)? - 1);
+    let mut routes = Vec::new();
+    for item in text.split('+') {
+        let (from, to) = item.split_once(':').unwrap_or((item, item));
+        routes.push((signals::parse(from)?, signals::parse(to)?));
     }
-    Ok(mask)
+    Ok(routes)
 }
 
 /// One process, ready to start.
@@ -277,7 +279,7 @@ pub fn prepare<'a>(
             member: Member {
                 name: entry.name,
                 stop_signal: given.and_then(|p| p.stop_signal),
-                signals: given.and_then(|p| p.signals),
+                signals: given.and_then(|p| p.signals.clone()),
                 restart: given.is_some_and(|p| p.restart),
             },
             argv: entry.argv,
@@ -419,7 +421,8 @@ mod tests {
         assert_eq!(nginx.user.as_deref(), Some("root"));
         assert_eq!(nginx.stop_signal, Some(3));
         assert_eq!(nginx.waits.len(), 2);
-        assert_eq!((cron.signals, nginx.signals), (Some(0), Some(1 | 1 << 9)));
+        assert_eq!(cron.signals, Some(vec![]));
+        assert_eq!(nginx.signals, Some(vec![(1, 1), (10, 10)]));
         assert!(s.prefix);
 
         let s = settings(
@@ -579,12 +582,14 @@ mod tests {
 
     #[test]
     fn signal_lists() {
-        assert_eq!(parse_signals("none"), Ok(0));
-        assert_eq!(parse_signals("HUP"), Ok(1));
+        assert_eq!(parse_signals("none"), Ok(vec![]));
+        assert_eq!(parse_signals("HUP"), Ok(vec![(1, 1)]));
         assert_eq!(
-            parse_signals("HUP+SIGUSR2+RTMIN"),
-            Ok(1 | 1 << 11 | 1 << 33)
+            parse_signals("HUP:SIGUSR2+USR1+RTMIN"),
+            Ok(vec![(1, 12), (10, 10), (34, 34)])
         );
-        assert!(parse_signals("HUP+").is_err());
+        for bad in ["HUP+", "HUP:", "HUP:X", "HUP,USR1"] {
+            assert!(parse_signals(bad).is_err(), "{bad}");
+        }
     }
 }
