@@ -274,15 +274,15 @@ pub const TABLE: &[Opt] = &[
         "procfile",
         Some("FILE"),
         Processes,
-        "run every process of FILE (lines NAME: COMMAND),\n\
-         in order; COMMAND, if given, is one more, main",
+        "run the processes of FILE (NAME: COMMAND lines)\n\
+         in order; COMMAND, if any, is one more: main",
     ),
     opt(
         "restart",
         Some("NAME"),
         Processes,
-        "start process NAME again when it ends (after 1 s\n\
-         doubling to 30 s) instead of stopping all; repeatable",
+        "restart process NAME when it ends (after 1 s,\n\
+         doubling to 30 s); repeatable",
     )
     .repeatable(),
     opt(
@@ -290,15 +290,15 @@ pub const TABLE: &[Opt] = &[
         Some("NAME=USER[:GROUP]"),
         Processes,
         "run process NAME as this user [default: --user];\n\
-         root for masters that drop privileges; repeatable",
+         repeatable",
     )
     .repeatable(),
     opt(
         "proc-stop-signal",
         Some("NAME=SIGNAL"),
         Processes,
-        "stop process NAME with SIGNAL [default: the stop\n\
-         signal received]; repeatable",
+        "stop process NAME with SIGNAL [default: the\n\
+         one received]; repeatable",
     )
     .repeatable(),
     opt(
@@ -313,17 +313,15 @@ pub const TABLE: &[Opt] = &[
         "proc-signals",
         Some("NAME=SIGNAL[+SIGNAL...]"),
         Processes,
-        "forward only these signals to process NAME; FROM:TO\n\
-         sends FROM as TO (HUP:USR2); none: no signal\n\
-         [default: every signal, as it is]; repeatable",
+        "forward only these signals to process NAME\n\
+         (FROM:TO sends FROM as TO; none: none); repeatable",
     )
     .repeatable(),
     opt(
         "proc-prefix",
         None,
         Processes,
-        "start each line the processes write with the\n\
-         process's name",
+        "prefix each line of the processes with its name",
     ),
     opt(
         "stdout",

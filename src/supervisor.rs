@@ -103,8 +103,7 @@ pub fn run(
 
 /// Whether envinit is PID 1; when it is not, it becomes a child subreaper,
 /// so that the orphans of its children's trees come to it, not to the
-/// host's init. Inlined into each path (start-up instructions).
-#[inline(always)]
+/// host's init.
 fn reaper() -> bool {
     let pid1 = unistd::getpid() == Pid::from_raw(1);
     if !pid1 {

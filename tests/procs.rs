@@ -304,6 +304,47 @@ fn a_stop_during_a_dependency_wait_ends_the_wait_and_starts_nothing_more() {
 }
 
 #[test]
+fn a_dependency_not_ready_in_time_ends_its_process_with_69() {
+    if !have_unshare() {
+        return;
+    }
+    let dir = TempDir::new("wait-timeout");
+    let file = procfile(
+        &dir,
+        &format!(
+            "a: {}\nb: sh -c 'echo b up'\n",
+            trapper(&dir, "a", "TERM", "0")
+        ),
+    );
+    let never = dir.join("never");
+    let out = Spec::pid1([
+        "--procfile",
+        &file,
+        "--proc-wait",
+        &format!("b=file://{never}"),
+        "--wait-timeout",
+        "1s",
+    ])
+    .run();
+    out.assert_code(69);
+    let text = out.out();
+    assert!(has_line(&text, "a got TERM"), "{}", out.describe());
+    assert!(!has_line(&text, "b up"));
+    let err = out.err();
+    assert!(
+        err.contains(&format!(
+            "file://{never} is not ready after 1s: no such file or directory"
+        )) && err.contains("dependencies not ready: the app was not started (exit 69) process=b"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        err.contains("process failed: stopping the others process=b code=69"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_stop_during_a_restart_backoff_ends_it_without_another_start() {
     if !have_unshare() {
         return;
@@ -465,6 +506,9 @@ fn signals_go_to_every_process_or_only_where_routed() {
             .all(|n| of(t, n).contains(&"ready".to_string()))
     });
     run.signal_taken(sig::HUP);
+    // Two different signals pending at once arrive lowest first: one at a
+    // time.
+    run.wait_stdout("usr1's first signal", |t| of(t, "usr1").len() == 2);
     run.signal_taken(sig::USR2);
     run.wait_stdout("usr1's signals", |t| of(t, "usr1").len() == 3);
     run.signal(sig::TERM);
@@ -572,7 +616,7 @@ fn a_procfile_error_names_file_and_line_exits_78_and_starts_nothing() {
         (
             "ok: touch MARK\nok: touch MARK\n",
             2,
-            "defined on an earlier line",
+            "used on an earlier line",
         ),
         (
             "ok: touch MARK\nweb: nginx -g 'daemon off;\n",
@@ -599,7 +643,7 @@ fn a_procfile_error_names_file_and_line_exits_78_and_starts_nothing() {
     out.assert_code(64);
     assert!(
         out.err()
-            .contains("--restart: no process is named \"wbe\" (the processes: web)"),
+            .contains("--restart: no process is named \"wbe\" (not in the Procfile, not main)"),
         "{}",
         out.describe()
     );

@@ -136,16 +136,12 @@ impl ProcsSettings {
             (0, _) => (text, ""),
             (_, Some(pair)) => pair,
             (_, None) => {
-                return Err(format!(
-                    "{text:?} is not NAME=VALUE (e.g. nginx=..., main=...)"
-                ));
+                return Err(format!("{text:?} is not NAME=VALUE"));
             }
         };
         let (name, value) = (name.trim(), value.trim());
         if name.is_empty() || !name.bytes().all(procfile::name_byte) {
-            return Err(format!(
-                "{name:?} is not a process name (the Procfile's NAME, or main)"
-            ));
+            return Err(format!("{name:?} is not a process name"));
         }
         let at = match self.each.iter().position(|p| p.name == name) {
             Some(at) => at,
@@ -244,18 +240,13 @@ pub fn prepare<'a>(
     }
     let unknown = (settings.each.iter()).find(|p| !entries.iter().any(|e| e.name == p.name));
     if let Some((p, Some((opt, source)))) = unknown.map(|p| (p, p.from)) {
-        let mut names = String::new();
-        for e in &entries {
-            names += if names.is_empty() { "" } else { ", " };
-            names += &e.name;
-        }
         let from = Raw {
             opt,
             values: Vec::new(),
             source,
         };
         return Err(from.error(format!(
-            "no process is named {:?} (the processes: {names})",
+            "no process is named {:?} (not in the Procfile, not main)",
             p.name
         )));
     }
@@ -292,7 +283,7 @@ pub fn prepare<'a>(
         return Err(Failure::new(
             exit::CONFIG,
             format!(
-                "{}: no process: add lines NAME: COMMAND (or give a command after --)",
+                "{}: no process: add NAME: COMMAND lines, or a command after --",
                 settings
                     .procfile
                     .as_deref()
@@ -334,13 +325,13 @@ fn read_procfile(path: &Path, main_taken: bool) -> Result<Vec<procfile::Entry>, 
         return Err(fail(0, &format!("cannot read the Procfile: {why}")));
     }
     if text.len() as u64 > MAX_PROCFILE {
-        return Err(fail(0, "the Procfile is larger than 64 KiB"));
+        return Err(fail(0, "larger than 64 KiB"));
     }
     let entries = procfile::parse(&text).map_err(|(line, what)| fail(line, what))?;
     match entries.iter().find(|e| e.name == MAIN && main_taken) {
         Some(e) => Err(fail(
             e.line,
-            "main is the name of the command given after --: rename this process",
+            "main is the command after --: rename this process",
         )),
         None => Ok(entries),
     }
@@ -354,9 +345,8 @@ fn environment(base: Option<&[CString]>, set: &[Vec<u8>]) -> Option<Vec<CString>
     }
     let mut env: Vec<CString> = match base {
         Some(base) => base.to_vec(),
-        None => std::env::vars_os()
-            .filter_map(|(k, v)| CString::new([k.as_bytes(), b"=", v.as_bytes()].concat()).ok())
-            .collect(),
+        // envinit's own (launch's builder: it cannot fail without exports).
+        None => launch::child_env(std::env::vars_os().collect(), None, None).unwrap_or_default(),
     };
     for entry in set {
         let key = entry.split(|&b| b == b'=').next().unwrap_or_default();
@@ -472,7 +462,7 @@ mod tests {
         assert_eq!(e.code, exit::USAGE);
         assert_eq!(
             e.message(),
-            "--proc-user: no process is named \"ngnix\" (the processes: main) (see envinit --help)"
+            "--proc-user: no process is named \"ngnix\" (not in the Procfile, not main) (see envinit --help)"
         );
         let s = settings(&["x"], &[("ENVINIT_RESTART", "cron")]).unwrap();
         let e = prepare(&s, &[OsString::from("app")], &launch, Duration::ZERO).unwrap_err();
@@ -504,7 +494,7 @@ mod tests {
         assert_eq!(
             e.message(),
             format!(
-                "{}:3: main is the name of the command given after --: rename this process",
+                "{}:3: main is the command after --: rename this process",
                 file.display()
             )
         );
@@ -542,7 +532,7 @@ mod tests {
         let e = prepare(&s, &[], &Launch::default(), Duration::ZERO).unwrap_err();
         assert!(
             e.message()
-                .ends_with("no process: add lines NAME: COMMAND (or give a command after --)"),
+                .ends_with("no process: add NAME: COMMAND lines, or a command after --"),
             "{e}"
         );
         let e = prepare(

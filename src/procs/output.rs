@@ -37,7 +37,7 @@ pub const LINE: usize = 16 * 1024;
 pub const SLICE: usize = 4 * LINE;
 
 /// What the sinks carry, for their warning.
-const WHAT: &str = "the processes' output (--proc-prefix)";
+const WHAT: &str = "the processes' lines";
 
 /// Every process's stdout and stderr pipes, and where their lines go.
 pub struct Outputs {

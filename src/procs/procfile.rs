@@ -59,17 +59,13 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, (usize, &'static str)> {
         }
         let fail = |what| Err((start, what));
         let Some((name, _)) = first.split_once(':') else {
-            return fail(
-                "not NAME: COMMAND (e.g. web: nginx -g 'daemon off;'); comments start with #",
-            );
+            return fail("not NAME: COMMAND (e.g. web: nginx); # starts a comment");
         };
         if name.is_empty() || !name.bytes().all(name_byte) {
-            return fail(
-                "a process name holds letters, digits, -, _ and . only, from the start of the line to the colon",
-            );
+            return fail("a name is letters, digits, - _ and . from the line's start to the colon");
         }
         if entries.iter().any(|e| e.name == name) {
-            return fail("a process of this name is defined on an earlier line: rename one");
+            return fail("name used on an earlier line: rename one");
         }
         if entries.len() == MAX_ENTRIES {
             return fail("more than 256 processes");
@@ -79,7 +75,7 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, (usize, &'static str)> {
         let assignments = words.iter().take_while(|w| is_assignment(w)).count();
         let env: Vec<Vec<u8>> = words.drain(..assignments).collect();
         if words.is_empty() {
-            return fail("no command after the name: write NAME: COMMAND");
+            return fail("no command after the colon");
         }
         entries.push(Entry {
             name: name.to_string(),
@@ -125,7 +121,7 @@ fn split(
     loop {
         let Some(&c) = bytes.get(i) else {
             if quote != 0 {
-                return fail(*line, "unterminated quote: close it");
+                return fail(*line, "unterminated quote: close it on its line");
             }
             break;
         };
@@ -133,7 +129,7 @@ fn split(
         match (quote, c) {
             (_, 0) => return fail(*line, "a NUL byte: remove it"),
             (b'\'' | b'"', b'\n') => {
-                return fail(*line, "unterminated quote: close it on the same line");
+                return fail(*line, "unterminated quote: close it on its line");
             }
             (b'\'', b'\'') | (b'"', b'"') => quote = 0,
             (b'\'', _) => word.get_or_insert_default().push(c),
@@ -157,7 +153,7 @@ fn split(
             (_, b'$' | b'`') => {
                 return fail(
                     *line,
-                    "$ and ` are not expanded: envinit runs commands without a shell: write sh -c '...' for one, or quote them in '...'",
+                    "$ and ` are not expanded (no shell): use sh -c '...' or '...' quotes",
                 );
             }
             (0, b'\'' | b'"') => {
@@ -175,7 +171,7 @@ fn split(
             (0, b'|' | b'&' | b';' | b'<' | b'>' | b'(' | b')') => {
                 return fail(
                     *line,
-                    "| & ; < > ( ) are shell syntax: envinit runs commands without a shell: write sh -c '...' for one, or quote them",
+                    "| & ; < > ( ) are shell syntax (no shell): use sh -c '...' or quotes",
                 );
             }
             _ => word.get_or_insert_default().push(c),
@@ -258,19 +254,19 @@ mod tests {
         for (text, line, says) in [
             ("a: x\nb x\n", 2, "not NAME: COMMAND"),
             ("a: x\nweb server: x\n", 2, "letters, digits"),
-            (" web: x\n", 1, "from the start of the line"),
-            (": x\n", 1, "a process name holds"),
-            ("a: x\n\na: y\n", 3, "defined on an earlier line"),
-            ("a:\n", 1, "no command after the name"),
+            (" web: x\n", 1, "from the line's start"),
+            (": x\n", 1, "a name is"),
+            ("a: x\n\na: y\n", 3, "used on an earlier line"),
+            ("a:\n", 1, "no command after the colon"),
             ("a: A=1\n", 1, "no command"),
             ("a: x\nb: echo 'open\nc: y\n", 2, "unterminated quote"),
             ("a: echo \"open", 1, "unterminated quote"),
             (
                 "a: echo $HOME\n",
                 1,
-                "$ and ` are not expanded: envinit runs commands without a shell",
+                "$ and ` are not expanded (no shell): use sh -c",
             ),
-            ("a: echo \"$HOME\"\n", 1, "write sh -c '...'"),
+            ("a: echo \"$HOME\"\n", 1, "use sh -c '...'"),
             ("a: echo `date`\n", 1, "not expanded"),
             ("a: x | y\n", 1, "are shell syntax"),
             ("a: x && y\n", 1, "shell syntax"),

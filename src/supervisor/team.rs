@@ -32,14 +32,14 @@ use nix::libc;
 use nix::poll::{PollFd, PollFlags};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
-use super::{exec_child, exec_failure, null_terminated, raw, reaper, send, set_mask, signal_all};
+use super::{exec_child, exec_failure, null_terminated, raw, send, set_mask, signal_all};
 use crate::exit::{Failure, os_failure};
 use crate::follow::Followers;
 use crate::lifecycle::team::{Cause, Crew, Team};
 use crate::lifecycle::{ChildStatus, SuperviseSettings};
 use crate::procs::output::pipe;
 use crate::procs::{Outputs, Plan, Proc};
-use crate::signals::intake::{KernelSigset, MAX_WAKERS, SignalBuffer, Signals, Wakers};
+use crate::signals::intake::{KernelSigset, SignalBuffer, Signals, Wakers};
 
 /// Epoll tags: the kind of fd in the high half, its index in the low.
 const REPORT: u64 = 1 << 32;
@@ -55,7 +55,12 @@ pub fn run_team(
     signals: Signals,
     followers: &mut Followers,
 ) -> Result<u8, Failure> {
-    let pid1 = reaper();
+    // As supervisor::run, without its log lines (size): orphans of the
+    // processes' trees must come to envinit when it is not PID 1.
+    let pid1 = nix::unistd::getpid().as_raw() == 1;
+    if !pid1 {
+        let _ = nix::sys::prctl::set_child_subreaper(true);
+    }
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| os_failure("epoll", e))?;
     let outputs = match plan.prefix {
         true => {
@@ -157,7 +162,7 @@ impl Wakers for TeamWakers<'_> {
         if let Some(outputs) = self.outputs {
             used += outputs.poll_fds(&mut out[used..]);
         }
-        used.min(MAX_WAKERS)
+        used
     }
 
     fn deadline(&self) -> Option<Instant> {
@@ -205,12 +210,7 @@ fn reap_all(team: &mut Team<'_>, crew: &mut Linux<'_>) -> bool {
         // Its report, if not read yet: an exec that failed says so there.
         crew.settle(i, team);
         let never_ran = crew.failed[i];
-        tracing::info!(
-            process = team.name(i),
-            pid,
-            code = ended.code(),
-            "process ended"
-        );
+        tracing::info!(process = team.name(i), code = ended.code(), "process ended");
         team.on_exit(pid, ended, never_ran, Instant::now(), crew);
     }
 }
@@ -272,9 +272,9 @@ impl Linux<'_> {
             Ok(0) => true,
             Ok(n) => {
                 let program = OsStr::from_bytes(self.procs[i].argv[0].as_bytes());
-                for problem in exec_failure(program, &report, n).problems {
-                    tracing::error!(process = team.name(i), "{problem}");
-                }
+                let failure = exec_failure(program, &report, n);
+                let problem = failure.problems.first().map_or("", String::as_str);
+                tracing::error!(process = team.name(i), "{problem}");
                 self.failed[i] = true;
                 false
             }
@@ -291,11 +291,13 @@ impl Linux<'_> {
 impl Crew for Linux<'_> {
     fn start(&mut self, index: usize) -> Option<i32> {
         let proc = &self.procs[index];
-        let fail = |what: &str, e: Errno| {
+        let fail = |what: &'static str, e: Errno| {
+            let name = proc.member.name.as_str();
             tracing::error!(
-                process = proc.member.name.as_str(),
+                process = name,
+                call = what,
                 error = e.desc(),
-                "cannot start the process: {what} failed"
+                "cannot start the process"
             );
             None
         };
@@ -398,8 +400,10 @@ fn start_child(
 /// would have died of it (its default action), else exits 128+N.
 fn die_of(signal: i32) -> ! {
     let one = KernelSigset(1u64 << (signal - 1));
-    // SAFETY: plain integers and a mask we own; the child ends here.
+    // SAFETY: plain integers and a mask we own; the child ends here. Not
+    // dumpable: SIGQUIT's default action must not leave a core dump of it.
     unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0);
         libc::signal(signal, libc::SIG_DFL);
         libc::kill(libc::getpid(), signal);
         let _ = set_mask(libc::SIG_UNBLOCK, &one, None);
@@ -407,12 +411,12 @@ fn die_of(signal: i32) -> ! {
     }
 }
 
-/// One line at the end: the code, and the process that ended first (none
+/// One line at the end: the code, and the process that ended first (`-`
 /// after a stop signal).
 fn log_end(team: &Team<'_>, code: u8) {
     let first = match team.cause() {
         Some(Cause::Ended(i)) => team.name(i),
-        _ => "none: a stop signal",
+        _ => "-",
     };
-    tracing::info!(code, first, killed = team.killed(), "every process ended");
+    tracing::info!(code, first, "every process ended");
 }
