@@ -93,7 +93,9 @@ pub fn run_team(
         plan.procs.iter().map(|p| p.member.clone()).collect(),
     );
     team.begin(Instant::now(), &mut crew);
-    let mut others_left = true;
+    // Whether any child is there at all (none when the first fork failed:
+    // no SIGCHLD would ever come).
+    let mut others_left = reap_all(&mut team, &mut crew);
     let mut received = SignalBuffer::new();
     loop {
         if let Some(code) = team.finished(others_left) {
