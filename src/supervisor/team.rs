@@ -113,9 +113,12 @@ pub fn run_team(
             epoll: crew.epoll.0.as_fd(),
             outputs: crew.outputs.as_ref(),
         };
+        // Taken out first: acting on them borrows what the wake-up polls.
         for signal in received.next(&signals, deadline, &wakers) {
-            got[count] = signal;
-            count += 1;
+            if let Some(slot) = got.get_mut(count) {
+                *slot = signal;
+                count += 1;
+            }
         }
         let mut reap = false;
         for &signal in &got[..count] {
