@@ -11,6 +11,7 @@
 //! - [`render`]: config files rendered from the environment (templates, ini).
 //! - [`wait`]: dependencies awaited before the start, and `--probe`.
 //! - [`image`]: the image config (`docker image inspect`) VM mode applies.
+//! - [`procs`]: several processes from a Procfile (`--procfile`), per-process options.
 //! - [`lifecycle`]: what PID 1 decides on each event, free of system calls.
 //! - [`container`]: the container's memory and CPU limits, from its cgroup.
 //! - [`follow`]: log files copied to stdout/stderr (`--stdout`, `--stderr`).
@@ -38,6 +39,7 @@ pub mod launch;
 pub mod lifecycle;
 pub mod logging;
 pub mod options;
+pub mod procs;
 pub mod render;
 pub mod settings;
 pub mod signals;

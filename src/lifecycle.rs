@@ -30,6 +30,8 @@ use crate::exit::Failure;
 use crate::options::{Given, format_duration, parse_bool, parse_duration};
 use crate::signals;
 
+pub mod team;
+
 /// How the child is run and stopped: the supervision options
 /// (docs/options.md, "Supervision").
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +106,37 @@ pub fn parse_rewrite(text: &str) -> Result<(i32, Option<i32>), String> {
         Some(signals::parse(to)?)
     };
     Ok((from, to))
+}
+
+/// A received signal as the lifecycle takes it: `(received, forward,
+/// stop)`, the signal as received (Ctrl-Alt-Del in VM mode taken as the
+/// stop signal it stands for), what to forward after `--rewrite`, and
+/// whether it is a stop; `None` when `--rewrite` drops it.
+fn incoming(
+    received: i32,
+    ctrl_alt_del: Option<i32>,
+    rewrites: &[(i32, Option<i32>)],
+) -> Option<(i32, i32, bool)> {
+    let (received, stop) = match ctrl_alt_del {
+        Some(as_signal) if received == libc::SIGINT => (as_signal, true),
+        _ => (received, signals::is_stop(received)),
+    };
+    let forward = match rewrites.iter().find(|(from, _)| *from == received) {
+        Some((_, to)) => *to,
+        None => Some(received),
+    };
+    let Some(forward) = forward else {
+        tracing::debug!(signal = %signals::name(received), "signal dropped (--rewrite)");
+        return None;
+    };
+    if forward != received {
+        tracing::debug!(
+            received = %signals::name(received),
+            forwarded = %signals::name(forward),
+            "signal rewritten (--rewrite)"
+        );
+    }
+    Some((received, forward, stop))
 }
 
 /// The signal calls the lifecycle makes. Implementations ignore "no such
@@ -195,25 +228,10 @@ impl Lifecycle {
 
     /// A signal (other than SIGCHLD) was received.
     pub fn on_signal(&mut self, received: i32, now: Instant, os: &mut impl Processes) {
-        let (received, stop) = match self.ctrl_alt_del {
-            Some(as_signal) if received == libc::SIGINT => (as_signal, true),
-            _ => (received, signals::is_stop(received)),
-        };
-        let forward = match self.rewrites.iter().find(|(from, _)| *from == received) {
-            Some((_, to)) => *to,
-            None => Some(received),
-        };
-        let Some(forward) = forward else {
-            tracing::debug!(signal = %signals::name(received), "signal dropped (--rewrite)");
+        let Some((received, forward, stop)) = incoming(received, self.ctrl_alt_del, &self.rewrites)
+        else {
             return;
         };
-        if forward != received {
-            tracing::debug!(
-                received = %signals::name(received),
-                forwarded = %signals::name(forward),
-                "signal rewritten (--rewrite)"
-            );
-        }
         if !stop {
             self.forward(forward, false, os);
             return;

@@ -8,8 +8,9 @@ use std::process::ExitCode;
 
 use envinit::exit::{self, Failure};
 use envinit::follow::Followers;
+use envinit::lifecycle::ChildStatus;
 use envinit::settings::{self, Request, Settings};
-use envinit::{arena, launch, logging, options, render, signals, supervisor, vm, wait};
+use envinit::{arena, launch, logging, options, procs, render, signals, supervisor, vm, wait};
 
 /// Start-up allocations come from a small static arena (see `arena`).
 #[global_allocator]
@@ -170,6 +171,17 @@ fn run(settings: &Settings) -> Result<u8, Failure> {
     //    --export-file-var), resolved before anything is written or
     //    started.
     let launch = launch::prepare(settings.launch())?;
+    //    With several processes (--procfile): each one's command, user and
+    //    environment, from the Procfile and the --proc-* options.
+    let plan = match settings.procs() {
+        Some(procs) => Some(Box::new(procs::prepare(
+            procs,
+            &settings.command,
+            &launch,
+            settings.wait_timeout(),
+        )?)),
+        None => None,
+    };
 
     // 4. Render: config files from the environment, all or nothing, owned
     //    by the --user.
@@ -190,20 +202,26 @@ fn run(settings: &Settings) -> Result<u8, Failure> {
     let mut followers = Followers::start(&settings.follow, app);
 
     // 7. Spawn (as the --user) and supervise until the child and everything
-    //    it left are gone.
-    let ended = supervisor::run(
-        &settings.supervise,
-        &settings.command,
-        &launch,
-        signals,
-        &mut followers,
-    );
+    //    it left are gone; with several processes, start them in order and
+    //    supervise them all (docs/supervision.md).
+    let ended = match &plan {
+        None => supervisor::run(
+            &settings.supervise,
+            &settings.command,
+            &launch,
+            signals,
+            &mut followers,
+        )
+        .map(ChildStatus::code),
+        Some(plan) => supervisor::run_team(&settings.supervise, plan, signals, &mut followers),
+    };
 
     // 8. Drain: the last lines the app wrote to its log files.
     followers.drain();
 
-    // 9. The child's code (128+N if killed).
-    Ok(ended?.code())
+    // 9. The child's code (128+N if killed); with several processes, the
+    //    code of the one that ended first (0 after a clean stop).
+    ended
 }
 
 /// One error line per problem; returns the failure's exit code.

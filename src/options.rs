@@ -58,6 +58,8 @@ pub enum Section {
     Config,
     /// User, secrets as variables, dependencies.
     StartUp,
+    /// Several processes.
+    Processes,
     /// Followed log files.
     LogFiles,
     /// `--probe`.
@@ -77,6 +79,7 @@ impl Section {
             Section::Supervision => "Supervision:",
             Section::Config => "Config:",
             Section::StartUp => "Start-up:",
+            Section::Processes => "Several processes (docs/supervision.md):",
             Section::LogFiles => "Log files:",
             Section::HealthCheck => "Health check (runs no command):",
             Section::Vm => "VM mode (envinit as a microVM's init, docs/vm.md):",
@@ -164,7 +167,7 @@ impl Opt {
     }
 }
 
-use Section::{Config, HealthCheck, LogFiles, Other, StartUp, Supervision, Vm};
+use Section::{Config, HealthCheck, LogFiles, Other, Processes, StartUp, Supervision, Vm};
 
 /// Every option and variable of envinit, in `--help` order.
 pub const TABLE: &[Opt] = &[
@@ -266,6 +269,59 @@ pub const TABLE: &[Opt] = &[
         Some("DURATION"),
         StartUp,
         "give up (exit 69) after this long [default: 60s]",
+    ),
+    opt(
+        "procfile",
+        Some("FILE"),
+        Processes,
+        "run the processes of FILE (NAME: COMMAND lines)\n\
+         in order; COMMAND, if any, is one more: main",
+    ),
+    opt(
+        "restart",
+        Some("NAME"),
+        Processes,
+        "restart process NAME when it ends (after 1 s,\n\
+         doubling to 30 s); repeatable",
+    )
+    .repeatable(),
+    opt(
+        "proc-user",
+        Some("NAME=USER[:GROUP]"),
+        Processes,
+        "run process NAME as this user [default: --user];\n\
+         repeatable",
+    )
+    .repeatable(),
+    opt(
+        "proc-stop-signal",
+        Some("NAME=SIGNAL"),
+        Processes,
+        "stop process NAME with SIGNAL [default: the\n\
+         one received]; repeatable",
+    )
+    .repeatable(),
+    opt(
+        "proc-wait",
+        Some("NAME=URL"),
+        Processes,
+        "start process NAME once URL is ready (the forms of\n\
+         --wait); repeatable",
+    )
+    .repeatable(),
+    opt(
+        "proc-signals",
+        Some("NAME=SIGNAL[+SIGNAL...]"),
+        Processes,
+        "forward only these signals to process NAME\n\
+         (FROM:TO sends FROM as TO; none: none); repeatable",
+    )
+    .repeatable(),
+    opt(
+        "proc-prefix",
+        None,
+        Processes,
+        "prefix each line of the processes with its name",
     ),
     opt(
         "stdout",
@@ -554,9 +610,16 @@ impl Given {
         Some(self.0.swap_remove(i))
     }
 
-    /// Whether any of `longs` was given (and not taken yet).
+    /// Whether any of `longs` was given (and not taken yet). Inlined: a
+    /// start without options pays a length check per call.
+    #[inline(always)]
     pub fn any(&self, longs: &[&str]) -> bool {
-        self.0.iter().any(|r| longs.contains(&r.opt.long))
+        for raw in &self.0 {
+            if longs.contains(&raw.opt.long) {
+                return true;
+            }
+        }
+        false
     }
 
     /// Whether `--long` was given on the command line (not taken yet).

@@ -19,6 +19,7 @@ use crate::launch::LaunchSettings;
 use crate::lifecycle::SuperviseSettings;
 use crate::logging::LogSettings;
 use crate::options::{self, Given, Lexed};
+use crate::procs::{self, ProcsSettings};
 use crate::render::RenderSettings;
 use crate::vm::VmSettings;
 use crate::wait::Checks;
@@ -60,9 +61,12 @@ pub struct StartUp {
     pub wait: Checks,
     /// `--probe`: check these once, report, run nothing.
     pub probe: Option<Checks>,
+    /// `--procfile`, `--restart`, `--proc-*`: several processes (here, not
+    /// in [`Settings`], so a start without options carries no more).
+    pub procs: Option<ProcsSettings>,
 }
 
-/// The options of [`StartUp`].
+/// The options of [`StartUp`] (with [`procs::OPTIONS`]).
 const START_UP: &[&str] = &[
     "user",
     "export-file-var",
@@ -70,6 +74,13 @@ const START_UP: &[&str] = &[
     "wait-timeout",
     "probe",
     "probe-timeout",
+    "procfile",
+    "restart",
+    "proc-user",
+    "proc-stop-signal",
+    "proc-wait",
+    "proc-signals",
+    "proc-prefix",
 ];
 
 /// What the command line asks for.
@@ -110,7 +121,9 @@ pub fn read(args: Vec<OsString>, variables: Vec<(OsString, OsString)>) -> Result
     let follow = FollowSettings::from_options(&mut given)?;
 
     let probing = start_up.as_ref().is_some_and(|s| s.probe.is_some());
-    if command.is_empty() && !render.check && !probing {
+    let procfile =
+        (start_up.as_ref().and_then(|s| s.procs.as_ref())).is_some_and(|p| p.procfile.is_some());
+    if command.is_empty() && !render.check && !probing && !procfile {
         return Err(options::usage(
             "no command given: envinit [OPTIONS] [--] COMMAND [ARG...]".into(),
         ));
@@ -142,10 +155,15 @@ fn start_up(given: &mut Given, has_command: bool) -> Result<StartUp, Failure> {
         ));
     }
     let probe = (!probe.targets.is_empty() && (probe_cli || !has_command)).then_some(probe);
+    let procs = match given.any(procs::OPTIONS) {
+        true => Some(ProcsSettings::from_options(given)?),
+        false => None,
+    };
     Ok(StartUp {
         launch,
         wait,
         probe,
+        procs,
     })
 }
 
@@ -161,6 +179,18 @@ impl Settings {
             .as_deref()
             .map(|s| &s.wait)
             .filter(|w| !w.targets.is_empty())
+    }
+
+    /// `--procfile`, `--restart`, `--proc-*`, when given.
+    pub fn procs(&self) -> Option<&ProcsSettings> {
+        self.start_up.as_deref().and_then(|s| s.procs.as_ref())
+    }
+
+    /// `--wait-timeout` (also the bound on each `--proc-wait`).
+    pub fn wait_timeout(&self) -> std::time::Duration {
+        self.start_up
+            .as_deref()
+            .map_or(Checks::wait_default().timeout, |s| s.wait.timeout)
     }
 
     /// `--probe`'s URLs, when this start is a health check.
@@ -579,6 +609,22 @@ mod tests {
         let e = run(&["--rotate-wait", "soon", "app"], &[]).unwrap_err();
         assert_eq!(e.code, exit::USAGE);
         assert!(e.message().contains("--rotate-wait"), "{e}");
+    }
+
+    #[test]
+    fn every_option_of_several_processes_is_a_start_up_option() {
+        for long in procs::OPTIONS {
+            assert!(START_UP.contains(long), "{long}");
+        }
+        let s = run(&["--procfile", "/P"], &[]).unwrap();
+        assert_eq!(
+            s.procs().and_then(|p| p.procfile.as_deref()),
+            Some(std::path::Path::new("/P"))
+        );
+        assert!(s.command.is_empty(), "a Procfile needs no command");
+        let s = run(&["app"], &[("ENVINIT_RESTART", "main")]).unwrap();
+        assert_eq!(s.procs().map(|p| p.each.len()), Some(1));
+        assert_eq!(run(&["app"], &[]).unwrap().procs(), None);
     }
 
     #[test]

@@ -20,7 +20,7 @@
 //! - A pid is signalled only while it is ours (not yet reaped); "no such
 //!   process" (ESRCH) means already gone.
 
-use std::ffi::{CString, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::time::Instant;
@@ -40,6 +40,9 @@ use crate::signals::{
     intake::{KernelSigset, SignalBuffer, Signals, raw, set_mask},
 };
 
+mod team;
+pub use team::run_team;
+
 /// Spawns `command` and supervises it and everything it leaves behind until
 /// all of it is gone; returns how the main child ended.
 pub fn run(
@@ -49,19 +52,7 @@ pub fn run(
     signals: Signals,
     followers: &mut Followers,
 ) -> Result<ChildStatus, Failure> {
-    let pid1 = unistd::getpid() == Pid::from_raw(1);
-    if !pid1 {
-        // Orphans of the child's tree must come to us, not to the host's init.
-        match nix::sys::prctl::set_child_subreaper(true) {
-            Ok(()) => tracing::debug!("not PID 1: became a child subreaper"),
-            Err(e) => {
-                tracing::warn!(
-                    error = e.desc(),
-                    "not PID 1 and cannot become a subreaper: orphans go to the host's init"
-                )
-            }
-        }
-    }
+    let pid1 = reaper();
 
     tracing::debug!(
         grace = format_duration(settings.grace).as_str(),
@@ -108,6 +99,25 @@ pub fn run(
             lifecycle.on_tick(Instant::now(), &mut os);
         }
     }
+}
+
+/// Whether envinit is PID 1; when it is not, it becomes a child subreaper,
+/// so that the orphans of its children's trees come to it, not to the
+/// host's init.
+fn reaper() -> bool {
+    let pid1 = unistd::getpid() == Pid::from_raw(1);
+    if !pid1 {
+        match nix::sys::prctl::set_child_subreaper(true) {
+            Ok(()) => tracing::debug!("not PID 1: became a child subreaper"),
+            Err(e) => {
+                tracing::warn!(
+                    error = e.desc(),
+                    "not PID 1 and cannot become a subreaper: orphans go to the host's init"
+                )
+            }
+        }
+    }
+    pid1
 }
 
 /// Reaps every child that has changed state, in one batch; tells the
@@ -256,14 +266,21 @@ fn exec_outcome(program: &OsString, child: Pid, report_read: &OwnedFd) -> Result
     };
     // The exec failed; the child has _exited: reap it now.
     let _ = nix::sys::wait::waitpid(child, None);
-    let [e0, e1, e2, e3, s0, s1, s2, s3] = report;
+    Err(exec_failure(program, &report, n))
+}
+
+/// What the forked child reported (`n` bytes of `report`: errno, then the
+/// step that failed) as the failure of starting `program`.
+#[cold]
+fn exec_failure(program: &OsStr, report: &[u8; 8], n: usize) -> Failure {
+    let [e0, e1, e2, e3, s0, s1, s2, s3] = *report;
     let errno = Errno::from_raw(i32::from_ne_bytes([e0, e1, e2, e3]));
     let step = if n == 8 {
         i32::from_ne_bytes([s0, s1, s2, s3])
     } else {
         0
     };
-    Err(match USER_STEPS.get(step as usize) {
+    match USER_STEPS.get(step as usize) {
         Some(call) if step > 0 => Failure::new(
             exit::OS_ERROR,
             format!(
@@ -273,13 +290,14 @@ fn exec_outcome(program: &OsString, child: Pid, report_read: &OwnedFd) -> Result
             ),
         ),
         _ => spawn_error(program, errno),
-    })
+    }
 }
 
 /// What the forked child reports as failed: 0 the exec, then the user switch.
 const USER_STEPS: [&str; 4] = ["exec", "setgroups", "setresgid", "setresuid"];
 
-/// In the forked child: set up and exec, or report errno and `_exit(127)`.
+/// In the forked child: set up and exec, or report errno and `_exit` with
+/// 127 (not found) or 126.
 fn exec_child(
     argv: &[*const libc::c_char],
     envp: Option<&[*const libc::c_char]>,
@@ -334,15 +352,20 @@ fn exec_child(
             Some(envp) => libc::execvpe(argv[0], argv.as_ptr(), envp.as_ptr()),
             None => libc::execvp(argv[0], argv.as_ptr()),
         };
-        let errno = Errno::last_raw().to_ne_bytes();
-        libc::write(report_fd, errno.as_ptr().cast(), errno.len());
-        libc::_exit(exit::NOT_FOUND.into())
+        let errno = Errno::last_raw();
+        libc::write(report_fd, errno.to_ne_bytes().as_ptr().cast(), 4);
+        // As a shell exits: 127 when not found, 126 when not executable.
+        let code = match errno {
+            libc::ENOENT | libc::ENOTDIR => exit::NOT_FOUND,
+            _ => exit::NOT_EXECUTABLE,
+        };
+        libc::_exit(code.into())
     }
 }
 
 /// The exec failure as the OS says it, then what it means and the fix:
 /// `cannot run "x": No such file or directory (command not found: ...)`.
-fn spawn_error(program: &OsString, errno: Errno) -> Failure {
+fn spawn_error(program: &OsStr, errno: Errno) -> Failure {
     let name = program.to_string_lossy();
     let (code, meaning) = match errno {
         Errno::ENOENT | Errno::ENOTDIR => (
@@ -428,19 +451,24 @@ impl Processes for Linux {
     }
 
     fn signal_all(&mut self, signal: i32) {
-        if self.pid1 {
-            // As PID 1 of a namespace, -1 means every other process in it.
-            match send(-1, signal) {
-                Ok(()) | Err(Errno::ESRCH) => {}
-                Err(e) => {
-                    tracing::warn!(signal = %signals::name(signal), error = e.desc(), "signalling all failed")
-                }
+        signal_all(self.pid1, signal);
+    }
+}
+
+/// Sends `signal` to every process envinit would reap: as PID 1, every
+/// other process of the namespace (kill -1); else every descendant.
+fn signal_all(pid1: bool, signal: i32) {
+    if pid1 {
+        match send(-1, signal) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(e) => {
+                tracing::warn!(signal = %signals::name(signal), error = e.desc(), "signalling all failed")
             }
-            return;
         }
-        for pid in descendants(unistd::getpid().as_raw()) {
-            let _ = send(pid, signal);
-        }
+        return;
+    }
+    for pid in descendants(unistd::getpid().as_raw()) {
+        let _ = send(pid, signal);
     }
 }
 
