@@ -4,6 +4,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::process::ExitCode;
 
 use envinit::exit::{self, Failure};
@@ -137,12 +138,16 @@ fn configure(
     if let Some(probe) = settings.probe() {
         return done(&settings, Ok(wait::probe(probe)));
     }
-    // --check: render in memory, report, and stop there.
+    // --check: render in memory, report (--diff: what would change), and
+    // stop there.
     if settings.render.check {
-        let checked = render::write(&settings.render, None).map(|files| {
-            tracing::info!(files, "check passed: every file renders");
-            0
-        });
+        let checked = match settings.render.diff {
+            true => diff(&settings.render),
+            false => render::write(&settings.render, None).map(|written| {
+                tracing::info!(files = written.files, "check passed: every file renders");
+                0
+            }),
+        };
         return done(&settings, checked);
     }
     Configured::Run(settings)
@@ -198,6 +203,20 @@ fn run(settings: &Settings) -> Result<u8, Failure> {
 
     // 9. The child's code (128+N if killed).
     Ok(ended?.code())
+}
+
+/// `--check --diff`: the diff on stdout; 0 when nothing would change, 1
+/// when something would.
+fn diff(render: &render::RenderSettings) -> Result<u8, Failure> {
+    let mut out = Vec::new();
+    let changed = render::diff(render, &mut out)?;
+    if let Err(e) = std::io::stdout().write_all(&out) {
+        return Err(Failure::new(
+            exit::OS_ERROR,
+            format!("cannot print the diff: {}", exit::reason(&e)),
+        ));
+    }
+    Ok(u8::from(changed))
 }
 
 /// One error line per problem; returns the failure's exit code.

@@ -236,6 +236,14 @@ pub const TABLE: &[Opt] = &[
          nothing (exit 0 or 78)",
     ),
     opt(
+        "diff",
+        None,
+        Config,
+        "with --check (implied): print what a start or a\n\
+         reload would change as a unified diff, secrets\n\
+         masked; exit 0 if nothing, 1 if something would",
+    ),
+    opt(
         "user",
         Some("USER[:GROUP]"),
         StartUp,
@@ -399,7 +407,7 @@ const HELP_HEAD: &str = "\
 envinit: render config from the environment, then run COMMAND as PID 1
 
 Usage: envinit [OPTIONS] [--] COMMAND [ARG...]
-       envinit --check [OPTIONS]
+       envinit --check [--diff] [OPTIONS]
        envinit --probe URL [--probe URL...] [--probe-timeout DURATION]
 
 Options stop at the first word that is not an option: the command's own
@@ -552,6 +560,13 @@ impl Given {
     pub fn take(&mut self, long: &str) -> Option<Raw> {
         let i = self.0.iter().position(|r| r.opt.long == long)?;
         Some(self.0.swap_remove(i))
+    }
+
+    /// Whether no option is left (a start without options: the common
+    /// case, checked before looking up the rarer ones).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// Whether any of `longs` was given (and not taken yet).
