@@ -7,7 +7,10 @@
 //!
 //! Theory of operation:
 //! - Every received signal is rewritten (`--rewrite`) and forwarded to the
-//!   main child, or to its process group with `--signal-group`.
+//!   main child, or to its process group with `--signal-group`; but the
+//!   reload signal, with templates, asks for a reload instead (src/reload.rs
+//!   renders; the app then gets its reload signal from
+//!   [`Lifecycle::after_reload`] if a file changed).
 //! - A stop signal (SIGTERM, SIGINT, SIGQUIT as received) is held for the
 //!   pre-stop delay (a second stop signal cuts the delay short), then
 //!   forwarded, and the grace period starts. A child seen stopped (Ctrl-Z,
@@ -174,6 +177,10 @@ pub struct Lifecycle {
     cause: Option<StopCause>,
     /// The processes left after the main child were told to stop.
     others_told: bool,
+    /// The signal that asks for a reload instead of being forwarded.
+    reload_on: Option<i32>,
+    /// It arrived since the reloads last looked.
+    reload_asked: bool,
 }
 
 impl Lifecycle {
@@ -190,11 +197,17 @@ impl Lifecycle {
             child_stopped: false,
             cause: None,
             others_told: false,
+            reload_on: None,
+            reload_asked: false,
         }
     }
 
     /// A signal (other than SIGCHLD) was received.
     pub fn on_signal(&mut self, received: i32, now: Instant, os: &mut impl Processes) {
+        if self.reload_on == Some(received) {
+            self.reload_asked = true;
+            return;
+        }
         let (received, stop) = match self.ctrl_alt_del {
             Some(as_signal) if received == libc::SIGINT => (as_signal, true),
             _ => (received, signals::is_stop(received)),
@@ -316,6 +329,45 @@ impl Lifecycle {
             self.phase = Phase::Draining {
                 kill_at: now + self.grace,
             };
+        }
+    }
+
+    /// Reloads (src/reload.rs): `signal` asks for one instead of being
+    /// forwarded (`None`: every signal is forwarded, as without templates).
+    pub fn reload_on(&mut self, signal: Option<i32>) {
+        self.reload_on = signal;
+    }
+
+    /// Whether the reload signal arrived since the last call (which clears
+    /// it).
+    pub fn take_reload_request(&mut self) -> bool {
+        std::mem::take(&mut self.reload_asked)
+    }
+
+    /// Whether a reload (src/reload.rs) may run now: the app runs and no
+    /// stop has begun (a stop signal held for the pre-stop delay included).
+    pub fn may_reload(&self) -> bool {
+        self.phase == Phase::Running && self.status.is_none()
+    }
+
+    /// After a reload that changed a file's content: the app gets its
+    /// reload signal: `explicit` (`--app-reload-signal`) as is (0: none),
+    /// else `signal` (the reload signal) as `--rewrite` makes it, not at
+    /// all if a rewrite drops it; to its process group with
+    /// `--signal-group`.
+    ///
+    /// With several processes, this is where each named child gets its own
+    /// (`--proc-reload-signal NAME=SIGNAL`).
+    pub fn after_reload(&mut self, signal: i32, explicit: Option<i32>, os: &mut impl Processes) {
+        let forward = match explicit {
+            Some(explicit) => Some(explicit),
+            None => match self.rewrites.iter().find(|(from, _)| *from == signal) {
+                Some((_, to)) => *to,
+                None => Some(signal),
+            },
+        };
+        if let Some(forward) = forward.filter(|s| *s != 0) {
+            self.forward(forward, false, os);
         }
     }
 

@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use envinit::exit::{self, Failure};
 use envinit::follow::Followers;
+use envinit::reload;
 use envinit::settings::{self, Request, Settings};
+use envinit::supervisor::Extras;
 use envinit::{arena, launch, logging, options, render, signals, supervisor, vm, wait};
 
 /// Start-up allocations come from a small static arena (see `arena`).
@@ -171,10 +173,20 @@ fn run(settings: &Settings) -> Result<u8, Failure> {
     let launch = launch::prepare(settings.launch())?;
 
     // 4. Render: config files from the environment, all or nothing, owned
-    //    by the --user.
-    if !settings.render.is_empty() {
-        render::write(&settings.render, launch.owner())?;
-    }
+    //    by the --user; and what renders them again while the app runs (the
+    //    reload signal, --watch).
+    let reloader = match settings.render.is_empty() {
+        true => None,
+        false => {
+            let written = render::write(&settings.render, launch.owner())?;
+            reload::Reloader::start(
+                settings.reload.as_deref(),
+                &settings.render,
+                launch.owner(),
+                written,
+            )
+        }
+    };
 
     // 5. Wait for dependencies (--wait); a stop signal ends the start here.
     if let Some(checks) = settings.wait() {
@@ -186,20 +198,21 @@ fn run(settings: &Settings) -> Result<u8, Failure> {
     //    rights (the --user's, when envinit switches to it). Nothing to do
     //    without them.
     let app = launch.identity.as_ref().filter(|_| launch.switch);
-    let mut followers = Followers::start(&settings.follow, app);
+    let followers = Followers::start(&settings.follow, app);
 
     // 7. Spawn (as the --user) and supervise until the child and everything
-    //    it left are gone.
+    //    it left are gone, the log files copied and the reloads done.
+    let mut extras = Extras::new(followers, reloader);
     let ended = supervisor::run(
         &settings.supervise,
         &settings.command,
         &launch,
         signals,
-        &mut followers,
+        &mut extras,
     );
 
     // 8. Drain: the last lines the app wrote to its log files.
-    followers.drain();
+    extras.drain();
 
     // 9. The child's code (128+N if killed).
     Ok(ended?.code())

@@ -56,6 +56,8 @@ pub enum Section {
     Supervision,
     /// Config files.
     Config,
+    /// Config rendered again while the app runs.
+    Reload,
     /// User, secrets as variables, dependencies.
     StartUp,
     /// Followed log files.
@@ -76,6 +78,7 @@ impl Section {
         match self {
             Section::Supervision => "Supervision:",
             Section::Config => "Config:",
+            Section::Reload => "Reload (with --template or --ini; docs/templates.md):",
             Section::StartUp => "Start-up:",
             Section::LogFiles => "Log files:",
             Section::HealthCheck => "Health check (runs no command):",
@@ -164,7 +167,7 @@ impl Opt {
     }
 }
 
-use Section::{Config, HealthCheck, LogFiles, Other, StartUp, Supervision, Vm};
+use Section::{Config, HealthCheck, LogFiles, Other, Reload, StartUp, Supervision, Vm};
 
 /// Every option and variable of envinit, in `--help` order.
 pub const TABLE: &[Opt] = &[
@@ -242,6 +245,34 @@ pub const TABLE: &[Opt] = &[
         "with --check (implied): print what a start or a\n\
          reload would change as a unified diff, secrets\n\
          masked; exit 0 if nothing, 1 if something would",
+    ),
+    opt(
+        "reload-signal",
+        Some("SIGNAL"),
+        Reload,
+        "render again on this signal instead of forwarding\n\
+         it (none: forward it) [default: HUP]",
+    ),
+    opt(
+        "app-reload-signal",
+        Some("SIGNAL"),
+        Reload,
+        "what the app gets when a reload changed a file\n\
+         [default: the reload signal, after --rewrite]",
+    ),
+    opt(
+        "watch",
+        None,
+        Reload,
+        "also reload when a template, secret or X_FILE file\n\
+         changes (inotify; a burst is one reload)",
+    ),
+    opt(
+        "watch-limits",
+        Some("DURATION"),
+        Reload,
+        "read the container's memory and CPU limits again\n\
+         this often, and reload when they changed",
     ),
     opt(
         "user",
@@ -567,6 +598,11 @@ impl Given {
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Whether an option of `section` was given (and not taken yet).
+    pub fn in_section(&self, section: Section) -> bool {
+        self.0.iter().any(|r| r.opt.section == section)
     }
 
     /// Whether any of `longs` was given (and not taken yet).

@@ -18,7 +18,8 @@ use crate::follow::FollowSettings;
 use crate::launch::LaunchSettings;
 use crate::lifecycle::SuperviseSettings;
 use crate::logging::LogSettings;
-use crate::options::{self, Given, Lexed};
+use crate::options::{self, Given, Lexed, Section};
+use crate::reload::ReloadSettings;
 use crate::render::RenderSettings;
 use crate::vm::VmSettings;
 use crate::wait::Checks;
@@ -35,6 +36,10 @@ pub struct Settings {
     pub remap_exit: Remaps,
     /// Config files to render before the start.
     pub render: RenderSettings,
+    /// What renders them again while the app runs: `None` (the defaults)
+    /// unless one of its options is given, so a start without them carries
+    /// no more than a pointer.
+    pub reload: Option<Box<ReloadSettings>>,
     /// envinit's own log lines.
     pub log: LogSettings,
     /// `--user`, `--export-file-var`, `--wait`, `--probe`: only when one
@@ -101,6 +106,10 @@ pub fn read(args: Vec<OsString>, variables: Vec<(OsString, OsString)>) -> Result
         None => Remaps::default(),
     };
     let render = RenderSettings::from_options(&mut given)?;
+    let reload = match !given.is_empty() && given.in_section(Section::Reload) {
+        true => Some(Box::new(ReloadSettings::from_options(&mut given)?)),
+        false => None,
+    };
     let vm = VmSettings::from_options(&mut given)?;
     let log = LogSettings::from_options(&mut given)?;
     let start_up = match given.any(START_UP) {
@@ -120,6 +129,7 @@ pub fn read(args: Vec<OsString>, variables: Vec<(OsString, OsString)>) -> Result
         supervise,
         remap_exit,
         render,
+        reload,
         log,
         start_up,
         follow,

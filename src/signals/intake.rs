@@ -209,15 +209,16 @@ impl Default for SignalBuffer {
 }
 
 /// Other fds a wake-up waits for besides the signalfd: the log followers'
-/// (inotify, and stdout/stderr while lines wait for them).
+/// (inotify, and stdout/stderr while lines wait for them) and the reloads'
+/// (`--watch`'s inotify).
 pub trait Wakers {
     /// Whether there are any (without them, a wake-up is one blocking read).
     fn active(&self) -> bool;
-    /// Writes the fds to poll to the front of `out` (room for 3); returns
-    /// how many.
+    /// Writes the fds to poll to the front of `out` (room for 4 in all);
+    /// returns how many.
     fn poll_fds<'a>(&'a self, out: &mut [PollFd<'a>]) -> usize;
     /// When the poll must return at the latest for them (a rotated log file
-    /// to let go), if ever.
+    /// to let go, a reload due), if ever.
     fn deadline(&self) -> Option<Instant>;
 }
 
@@ -254,7 +255,13 @@ fn readable_before(fd: &OwnedFd, deadline: Option<Instant>, wakers: &dyn Wakers)
         }
     };
     let signal = PollFd::new(fd.as_fd(), PollFlags::POLLIN);
-    let mut fds = [signal.clone(), signal.clone(), signal.clone(), signal];
+    let mut fds = [
+        signal.clone(),
+        signal.clone(),
+        signal.clone(),
+        signal.clone(),
+        signal,
+    ];
     let used = 1 + wakers.poll_fds(&mut fds[1..]);
     match poll(&mut fds[..used], timeout) {
         Ok(_) => fds[0]
