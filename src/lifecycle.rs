@@ -428,7 +428,7 @@ impl Lifecycle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use libc::{SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM, SIGUSR1, SIGWINCH};
+    use libc::{SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
 
     /// Records every signal call, as `(target, signal)`.
     #[derive(Default)]
@@ -677,6 +677,55 @@ mod tests {
         assert!(os.0.is_empty());
         assert_eq!(l.finished(false), Some(ChildStatus::Exited(0)));
         assert_eq!(l.cause(), None);
+    }
+
+    #[test]
+    fn the_reload_signal_asks_for_a_reload_instead_of_being_forwarded() {
+        let mut l = lifecycle(|_| {});
+        let mut os = Recorder::default();
+        let now = Instant::now();
+        // Without reloads (no templates), HUP is forwarded as always.
+        l.on_signal(SIGHUP, now, &mut os);
+        assert_eq!(os.0, vec![("child", SIGHUP)]);
+        assert!(!l.take_reload_request());
+        l.reload_on(Some(SIGHUP));
+        l.on_signal(SIGHUP, now, &mut os);
+        l.on_signal(SIGUSR1, now, &mut os);
+        assert_eq!(os.0, vec![("child", SIGHUP), ("child", SIGUSR1)]);
+        assert!(l.take_reload_request());
+        assert!(!l.take_reload_request(), "taken once");
+        assert!(l.may_reload());
+        // A file changed: the app gets the reload signal.
+        l.after_reload(SIGHUP, None, &mut os);
+        assert_eq!(os.0.last(), Some(&("child", SIGHUP)));
+    }
+
+    #[test]
+    fn the_apps_reload_signal_is_explicit_or_the_reload_signal_rewritten() {
+        let mut l = lifecycle(|s| {
+            s.rewrites = vec![(SIGHUP, Some(SIGUSR2)), (SIGUSR1, None)];
+            s.signal_group = true;
+        });
+        let mut os = Recorder::default();
+        l.after_reload(SIGHUP, None, &mut os);
+        l.after_reload(SIGHUP, Some(SIGWINCH), &mut os);
+        l.after_reload(SIGUSR1, None, &mut os);
+        l.after_reload(SIGHUP, Some(0), &mut os);
+        assert_eq!(os.0, vec![("group", SIGUSR2), ("group", SIGWINCH)]);
+    }
+
+    #[test]
+    fn no_reload_once_a_stop_has_begun() {
+        let mut l = lifecycle(|s| s.pre_stop_delay = 5 * SEC);
+        let mut os = Recorder::default();
+        assert!(l.may_reload());
+        l.on_signal(SIGTERM, Instant::now(), &mut os);
+        assert!(!l.may_reload(), "held for the pre-stop delay");
+        let mut l = lifecycle(|_| {});
+        l.on_child_exit(ChildStatus::Exited(0));
+        assert!(!l.may_reload());
+        l.after_reload(SIGHUP, None, &mut os);
+        assert!(os.0.is_empty(), "a reaped child's pid is not signalled");
     }
 
     #[test]

@@ -348,3 +348,131 @@ impl Watch {
         changed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::SuperviseSettings;
+    use crate::render::PathPair;
+    use std::fs;
+    use std::os::unix::fs::symlink;
+    use std::path::Path;
+
+    fn tempdir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("envinit-reload-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Records the signals sent.
+    #[derive(Default)]
+    struct Recorder(Vec<i32>);
+
+    impl Processes for Recorder {
+        fn signal_child(&mut self, signal: i32, _: bool) {
+            self.0.push(signal);
+        }
+        fn signal_all(&mut self, signal: i32) {
+            self.0.push(-signal);
+        }
+    }
+
+    /// Kubernetes' volume layout: `..TS/NAME`, `..data -> ..TS`, `NAME ->
+    /// ..data/NAME`; `swap` writes a new `..TS` and renames a new `..data`
+    /// over the old one, as its atomic writer does.
+    fn k8s_volume(dir: &Path, ts: &str, token: &str) {
+        let data = dir.join(ts);
+        fs::create_dir_all(&data).unwrap();
+        fs::write(data.join("token"), token).unwrap();
+        let tmp = dir.join("..data_tmp");
+        symlink(ts, &tmp).unwrap();
+        fs::rename(&tmp, dir.join("..data")).unwrap();
+        if !dir.join("token").exists() {
+            symlink("..data/token", dir.join("token")).unwrap();
+        }
+    }
+
+    #[test]
+    fn watches_see_a_data_swap_and_a_write_and_nothing_else() {
+        let dir = tempdir("watch");
+        let secrets = dir.join("secrets");
+        k8s_volume(&secrets, "..2026_01", "one");
+        let quiet = dir.join("quiet");
+        fs::create_dir_all(&quiet).unwrap();
+        let watch = Watch::new(&[secrets.clone(), quiet.clone(), dir.join("missing")]).unwrap();
+        assert_eq!(watch.dirs.len(), 2, "a missing directory is left out");
+        assert!(!watch.changed());
+        k8s_volume(&secrets, "..2026_02", "two");
+        assert!(watch.changed());
+        assert!(!watch.changed(), "the events were taken");
+        fs::write(quiet.join("x"), "x").unwrap();
+        assert!(watch.changed());
+        // Named twice (or two ways): one watch.
+        let twice = Watch::new(&[quiet.clone(), dir.join("quiet/.")]).unwrap();
+        assert_eq!(twice.dirs.len(), 1);
+    }
+
+    #[test]
+    fn a_reload_writes_what_changed_and_tells_the_app_once() {
+        let dir = tempdir("reload");
+        let secrets = dir.join("secrets");
+        k8s_volume(&secrets, "..2026_01", "one");
+        let template = dir.join("app.conf.tmpl");
+        fs::write(&template, "token = {{ secrets.token }}\n").unwrap();
+        let dest = dir.join("out/app.conf");
+        let render = RenderSettings {
+            templates: vec![PathPair {
+                src: template.clone(),
+                dest: dest.clone(),
+            }],
+            secrets_dir: secrets.clone(),
+            ..RenderSettings::default()
+        };
+        let written = render::write(&render, None).unwrap();
+        assert!(written.dirs.contains(&secrets) && written.dirs.contains(&dir));
+        let settings = ReloadSettings {
+            app_signal: Some(libc::SIGUSR2),
+            ..ReloadSettings::default()
+        };
+        let mut reloader = Reloader::start(Some(&settings), &render, None, written).unwrap();
+        assert!(
+            !reloader.active(),
+            "no watch: a wake-up stays one blocking read"
+        );
+        let mut lifecycle = Lifecycle::new(&SuperviseSettings::default());
+        reloader.attach(&mut lifecycle);
+        let mut os = Recorder::default();
+        let hup =
+            |l: &mut Lifecycle, os: &mut Recorder| l.on_signal(libc::SIGHUP, Instant::now(), os);
+
+        // Nothing changed: nothing written, nobody told.
+        let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+        let before = inode(&dest);
+        hup(&mut lifecycle, &mut os);
+        reloader.on_ready(&mut lifecycle, &mut os);
+        assert!(os.0.is_empty());
+        assert_eq!(inode(&dest), before, "an unchanged file is not rewritten");
+
+        // The secret rotated: the file is written, the app told once.
+        k8s_volume(&secrets, "..2026_02", "two");
+        hup(&mut lifecycle, &mut os);
+        reloader.on_ready(&mut lifecycle, &mut os);
+        assert_eq!(fs::read_to_string(&dest).unwrap(), "token = two\n");
+        assert_eq!(os.0, vec![libc::SIGUSR2]);
+
+        // The secret removed: the reload fails, the file stays, nobody told,
+        // and no staged file is left.
+        fs::remove_file(secrets.join("token")).unwrap();
+        hup(&mut lifecycle, &mut os);
+        reloader.on_ready(&mut lifecycle, &mut os);
+        assert_eq!(fs::read_to_string(&dest).unwrap(), "token = two\n");
+        assert_eq!(os.0, vec![libc::SIGUSR2]);
+        let names: Vec<_> = fs::read_dir(dest.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("app.conf")]);
+    }
+}

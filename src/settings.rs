@@ -285,6 +285,61 @@ mod tests {
     }
 
     #[test]
+    fn reload_options_from_the_command_line_and_the_environment() {
+        use crate::reload::ReloadSettings;
+        use std::time::Duration;
+        // Not given: no settings carried (the defaults apply).
+        let s = run(&["-t", "a:b", "true"], &[]).unwrap();
+        assert_eq!(s.reload, None);
+        let s = run(
+            &[
+                "--reload-signal",
+                "USR1",
+                "--app-reload-signal=SIGUSR2",
+                "--watch",
+                "--watch-limits",
+                "30s",
+                "-t",
+                "a:b",
+                "true",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            s.reload.as_deref(),
+            Some(&ReloadSettings {
+                signal: Some(10),
+                app_signal: Some(12),
+                watch: true,
+                watch_limits: Some(Duration::from_secs(30)),
+            })
+        );
+        let s = run(
+            &["true"],
+            &[
+                ("ENVINIT_RELOAD_SIGNAL", "none"),
+                ("ENVINIT_APP_RELOAD_SIGNAL", "none"),
+                ("ENVINIT_WATCH", "yes"),
+                ("ENVINIT_WATCH_LIMITS", "0"),
+            ],
+        )
+        .unwrap();
+        let r = s.reload.unwrap();
+        assert_eq!(
+            (r.signal, r.app_signal, r.watch, r.watch_limits),
+            (None, Some(0), true, None)
+        );
+        // --diff implies --check (so no command is needed).
+        let s = run(&["--diff"], &[]).unwrap();
+        assert!(s.render.check && s.render.diff);
+        let bad = run(&["--reload-signal", "BOGUS", "true"], &[]).unwrap_err();
+        assert_eq!(bad.code, exit::USAGE);
+        let bad = run(&["true"], &[("ENVINIT_WATCH_LIMITS", "soon")]).unwrap_err();
+        assert_eq!(bad.code, exit::CONFIG);
+    }
+
+    #[test]
     fn log_files_from_the_command_line_and_the_environment() {
         let s = run(&["true"], &[]).unwrap();
         assert!(s.follow.is_empty());
