@@ -1041,8 +1041,7 @@ fn docker_php_fpm_reloads_on_usr2_with_max_children_from_memory_and_diff_masks_i
     c.wait_log("ready to handle connections", Duration::from_secs(60));
     let pool = "/etc/php/8.2/fpm/pool.d/www.conf";
     assert!(c.exec(&["cat", pool]).contains("pm.max_children = 8"));
-    let master_pid =
-        "for p in /proc/[0-9]*; do grep -q '^php-fpm: master' $p/cmdline && echo ${p#/proc/}; done; true";
+    let master_pid = "for p in /proc/[0-9]*; do grep -q '^php-fpm: master' $p/cmdline && echo ${p#/proc/}; done; true";
     let master = c.exec(&["sh", "-c", master_pid]);
     docker(&["update", "--memory", "256m", &name]);
     std::fs::write(secrets.path().join("db_password"), "correct horse\n").unwrap();
@@ -1097,4 +1096,132 @@ fn docker_php_fpm_reloads_on_usr2_with_max_children_from_memory_and_diff_masks_i
     }
     let (code, _) = c.stop(10);
     assert_eq!(code, 0, "{}", c.logs());
+}
+
+// ---------------------------------------------------------------------------
+// What the app could plant where a reload or --check --diff reads as root
+
+#[test]
+fn a_dest_the_app_replaced_with_a_link_to_a_root_file_is_not_read_by_a_reload_or_a_diff() {
+    if !have_unshare() {
+        return;
+    }
+    // The child runs as the app's user: the system's python3 and a copy of
+    // the script it may read.
+    if !have("/usr/bin/python3") {
+        return;
+    }
+    let dir = TempDir::new("reload-attack");
+    std::fs::copy(common::child_py(), dir.path().join("child.py")).unwrap();
+    let child: Vec<std::ffi::OsString> = [
+        "/usr/bin/python3",
+        &dir.join("child.py"),
+        "report",
+        "--exit-on",
+        "15",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    // The app's user (65534) owns the directory its config is rendered
+    // into (so it may replace the file there); envinit runs as root.
+    let secrets = dir.path().join("secrets");
+    k8s_volume(&secrets, &[("token", "one\n")]);
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::os::unix::fs::chown(&out, Some(65534), Some(65534)).unwrap();
+    std::fs::write(
+        dir.path().join("app.conf.tmpl"),
+        "token = {{ secrets.token }}\n",
+    )
+    .unwrap();
+    let dest = out.join("app.conf");
+    let template = format!("{}:{}", dir.join("app.conf.tmpl"), dest.display());
+    let secrets_dir = secrets.to_str().unwrap();
+    let mut args: Vec<std::ffi::OsString> = [
+        "--user",
+        "65534:65534",
+        "--secrets-dir",
+        secrets_dir,
+        "-t",
+        &template,
+        "--",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    args.extend(child);
+    let running = Spec::pid1(args)
+        .env("ENVINIT_LOG", "info")
+        .timeout(Duration::from_secs(60))
+        .start();
+    running.wait_line("ready");
+    let owner = |p: &Path| {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        (
+            std::os::unix::fs::MetadataExt::uid(&m),
+            std::os::unix::fs::MetadataExt::gid(&m),
+        )
+    };
+    assert_eq!(owner(&dest), (65534, 65534));
+    let shadow = std::fs::read_to_string("/etc/shadow").unwrap();
+    let diff = |name: &str| {
+        Spec::direct([
+            "--check",
+            "--diff",
+            "--secrets-dir",
+            secrets_dir,
+            "-t",
+            &format!("{}:{}", dir.join("app.conf.tmpl"), out.join(name).display()),
+        ])
+        .run()
+    };
+    type Link = fn(&Path, &Path) -> std::io::Result<()>;
+    let links: [(&str, Link); 2] = [
+        ("symlink", |to, at| symlink(to, at)),
+        ("hard link", |to, at| std::fs::hard_link(to, at)),
+    ];
+    for (how, link) in links {
+        // The app (as root can, whatever fs.protected_hardlinks says)
+        // replaces its config with a link to /etc/shadow.
+        std::fs::remove_file(&dest).unwrap();
+        link(Path::new("/etc/shadow"), &dest).unwrap();
+        let d = diff("app.conf");
+        d.assert_code(1);
+        let text = d.out();
+        assert!(
+            text.starts_with(&format!("--- {} (", dest.display())),
+            "{how}: {text}"
+        );
+        assert!(
+            text.contains("not followed") || text.contains("unsafe path"),
+            "{how}: {text}"
+        );
+        for line in shadow.lines().filter(|l| !l.is_empty()) {
+            assert!(!text.contains(line), "{how}: the diff printed /etc/shadow");
+        }
+        // A reload replaces the link by the file (it is not followed, not
+        // read, and /etc/shadow is untouched), owned by the app's user.
+        let shadow_before = std::fs::read("/etc/shadow").unwrap();
+        k8s_volume(&secrets, &[("token", &format!("{how}\n"))]);
+        running.signal(sig::HUP);
+        running.wait_line(&format!("sig {} from 1", sig::HUP));
+        running.stdout.wait_for(EVENT_TIMEOUT, |t| {
+            (t.matches("sig 1 from 1").count() >= if how == "symlink" { 1 } else { 2 })
+                .then_some(())
+        });
+        assert_eq!(std::fs::read("/etc/shadow").unwrap(), shadow_before);
+        let meta = std::fs::symlink_metadata(&dest).unwrap();
+        assert!(
+            meta.is_file() && std::os::unix::fs::MetadataExt::nlink(&meta) == 1,
+            "{how}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&dest).unwrap(),
+            format!("token = {how}\n")
+        );
+        assert_eq!(owner(&dest), (65534, 65534), "{how}");
+    }
+    running.signal(sig::TERM);
+    running.wait().assert_code(0);
 }
