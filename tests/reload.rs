@@ -445,6 +445,21 @@ fn a_failed_reload_keeps_the_files_signals_nobody_and_says_so_once() {
     assert_eq!(errors(&err).len(), 2, "{err}");
     assert!(errors(&err)[1].contains("refused"), "{err}");
 
+    // 3. A file that cannot be read: a FIFO where the secret was (a plain
+    //    open would block PID 1 for good; no writer ever comes).
+    std::fs::remove_file(secrets.join("token")).unwrap();
+    std::os::unix::fs::lchown(&secrets, Some(0), Some(0)).unwrap();
+    nix::unistd::mkfifo(
+        &secrets.join("token"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    running.signal(sig::HUP);
+    wait_err(&running, "reload failed", 3);
+    let err = running.stderr.text();
+    assert_eq!(errors(&err).len(), 3, "{err}");
+    assert!(errors(&err)[2].contains("is not a regular file"), "{err}");
+
     // Old file kept, nothing staged, the app not signalled, envinit runs.
     assert_eq!(std::fs::read_to_string(&dest).unwrap(), rendered);
     assert!(staged(dest.parent().unwrap()).is_empty());
@@ -457,7 +472,6 @@ fn a_failed_reload_keeps_the_files_signals_nobody_and_says_so_once() {
 
     // Fixed: the next reload goes through and the app is told.
     std::fs::remove_file(secrets.join("token")).unwrap();
-    std::os::unix::fs::lchown(&secrets, Some(0), Some(0)).unwrap();
     std::fs::write(secrets.join("token"), "second\n").unwrap();
     running.signal(sig::HUP);
     running.wait_line(&format!("sig {} from 1", sig::HUP));
@@ -471,7 +485,7 @@ fn a_failed_reload_keeps_the_files_signals_nobody_and_says_so_once() {
         running.wait()
     };
     finished.assert_code(0);
-    assert_eq!(errors(&finished.err()).len(), 2, "{}", finished.err());
+    assert_eq!(errors(&finished.err()).len(), 3, "{}", finished.err());
 }
 
 #[test]
@@ -929,6 +943,55 @@ fn docker_nginx_picks_up_a_rotated_secret_after_docker_kill_hup() {
         k8s_volume(volume, &[("token", "new-secret\n")]);
         c.kill("HUP");
     });
+}
+
+#[test]
+fn docker_a_failed_reload_keeps_nginx_serving_and_the_container_running() {
+    if !engines::have_docker() {
+        return;
+    }
+    let _engine = engines::engine_lock();
+    let Some(image) = image(
+        "reload-nginx-fail",
+        NGINX_DOCKERFILE,
+        &[("nginx.conf.tmpl", NGINX_IMAGE_TEMPLATE)],
+    ) else {
+        return;
+    };
+    let volume = TempDir::new("reload-volume-fail");
+    k8s_volume(volume.path(), &[("token", "kept\n")]);
+    let name = format!("envinit-ex-reload-fail-{}", std::process::id());
+    let mount = format!("{}:/etc/secret:ro", volume.path().display());
+    let c = Container::start(&name, &["-p", "127.0.0.1::80", "-v", &mount, &image.0]);
+    let address = published(&name);
+    wait_until("nginx to answer", Duration::from_secs(60), || {
+        (get(&address).ok()?.1 == "token=kept").then_some(())
+    });
+    let before = c.exec(&["cat", "/etc/nginx/nginx.conf"]);
+    // The secret removed from the volume (a key deleted from the Secret).
+    k8s_volume(volume.path(), &[("other", "x\n")]);
+    std::fs::remove_file(volume.path().join("token")).unwrap();
+    c.kill("HUP");
+    let logs = c.wait_log("reload failed", EVENT_TIMEOUT);
+    assert_eq!(errors(&logs).len(), 1, "{logs}");
+    assert!(
+        errors(&logs)[0].contains("/etc/envinit/nginx.conf.tmpl:9:"),
+        "FILE:LINE:COL: {logs}"
+    );
+    assert!(
+        !logs.contains("reconfiguring"),
+        "nginx was signalled: {logs}"
+    );
+    assert!(c.running());
+    assert_eq!(c.exec(&["cat", "/etc/nginx/nginx.conf"]), before);
+    assert_eq!(
+        c.exec(&["sh", "-c", "ls -a /etc/nginx | grep -c envinit || true"])
+            .trim(),
+        "0"
+    );
+    assert_eq!(get(&address).unwrap(), (200, "token=kept".into()));
+    let (code, _) = c.stop(10);
+    assert_eq!(code, 0, "{}", c.logs());
 }
 
 #[test]
