@@ -56,6 +56,8 @@ pub enum Section {
     Supervision,
     /// Config files.
     Config,
+    /// Config rendered again while the app runs.
+    Reload,
     /// User, secrets as variables, dependencies.
     StartUp,
     /// Several processes.
@@ -78,6 +80,7 @@ impl Section {
         match self {
             Section::Supervision => "Supervision:",
             Section::Config => "Config:",
+            Section::Reload => "Reload (with --template or --ini; docs/templates.md):",
             Section::StartUp => "Start-up:",
             Section::Processes => "Several processes (docs/supervision.md):",
             Section::LogFiles => "Log files:",
@@ -167,7 +170,7 @@ impl Opt {
     }
 }
 
-use Section::{Config, HealthCheck, LogFiles, Other, Processes, StartUp, Supervision, Vm};
+use Section::{Config, HealthCheck, LogFiles, Other, Processes, Reload, StartUp, Supervision, Vm};
 
 /// Every option and variable of envinit, in `--help` order.
 pub const TABLE: &[Opt] = &[
@@ -239,6 +242,42 @@ pub const TABLE: &[Opt] = &[
          nothing (exit 0 or 78)",
     ),
     opt(
+        "diff",
+        None,
+        Config,
+        "with --check (implied): print what a start or a\n\
+         reload would change as a unified diff, secrets\n\
+         masked; exit 0 if nothing, 1 if something would",
+    ),
+    opt(
+        "reload-signal",
+        Some("SIGNAL"),
+        Reload,
+        "render again on this signal instead of forwarding\n\
+         it (none: forward it) [default: HUP]",
+    ),
+    opt(
+        "app-reload-signal",
+        Some("SIGNAL"),
+        Reload,
+        "what the app gets when a reload changed a file\n\
+         [default: the reload signal, after --rewrite]",
+    ),
+    opt(
+        "watch",
+        None,
+        Reload,
+        "also reload when a template, secret or X_FILE file\n\
+         changes (inotify; a burst is one reload)",
+    ),
+    opt(
+        "watch-limits",
+        Some("DURATION"),
+        Reload,
+        "read the container's memory and CPU limits again\n\
+         this often, and reload when they changed",
+    ),
+    opt(
         "user",
         Some("USER[:GROUP]"),
         StartUp,
@@ -299,6 +338,15 @@ pub const TABLE: &[Opt] = &[
         Processes,
         "stop process NAME with SIGNAL [default: the\n\
          one received]; repeatable",
+    )
+    .repeatable(),
+    opt(
+        "proc-reload-signal",
+        Some("NAME=SIGNAL"),
+        Processes,
+        "after a reload changed a file, send NAME SIGNAL\n\
+         (none: nothing); once one is named, only named\n\
+         processes are told; repeatable",
     )
     .repeatable(),
     opt(
@@ -455,7 +503,7 @@ const HELP_HEAD: &str = "\
 envinit: render config from the environment, then run COMMAND as PID 1
 
 Usage: envinit [OPTIONS] [--] COMMAND [ARG...]
-       envinit --check [OPTIONS]
+       envinit --check [--diff] [OPTIONS]
        envinit --probe URL [--probe URL...] [--probe-timeout DURATION]
 
 Options stop at the first word that is not an option: the command's own
@@ -608,6 +656,18 @@ impl Given {
     pub fn take(&mut self, long: &str) -> Option<Raw> {
         let i = self.0.iter().position(|r| r.opt.long == long)?;
         Some(self.0.swap_remove(i))
+    }
+
+    /// Whether no option is left (a start without options: the common
+    /// case, checked before looking up the rarer ones).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether an option of `section` was given (and not taken yet).
+    pub fn in_section(&self, section: Section) -> bool {
+        self.0.iter().any(|r| r.opt.section == section)
     }
 
     /// Whether any of `longs` was given (and not taken yet). Inlined: a

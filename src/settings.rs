@@ -18,8 +18,9 @@ use crate::follow::FollowSettings;
 use crate::launch::LaunchSettings;
 use crate::lifecycle::SuperviseSettings;
 use crate::logging::LogSettings;
-use crate::options::{self, Given, Lexed};
+use crate::options::{self, Given, Lexed, Section};
 use crate::procs::{self, ProcsSettings};
+use crate::reload::ReloadSettings;
 use crate::render::RenderSettings;
 use crate::vm::VmSettings;
 use crate::wait::Checks;
@@ -36,6 +37,10 @@ pub struct Settings {
     pub remap_exit: Remaps,
     /// Config files to render before the start.
     pub render: RenderSettings,
+    /// What renders them again while the app runs: `None` (the defaults)
+    /// unless one of its options is given, so a start without them carries
+    /// no more than a pointer.
+    pub reload: Option<Box<ReloadSettings>>,
     /// envinit's own log lines.
     pub log: LogSettings,
     /// `--user`, `--export-file-var`, `--wait`, `--probe`: only when one
@@ -80,6 +85,7 @@ const START_UP: &[&str] = &[
     "proc-stop-signal",
     "proc-wait",
     "proc-signals",
+    "proc-reload-signal",
     "proc-prefix",
 ];
 
@@ -112,6 +118,10 @@ pub fn read(args: Vec<OsString>, variables: Vec<(OsString, OsString)>) -> Result
         None => Remaps::default(),
     };
     let render = RenderSettings::from_options(&mut given)?;
+    let reload = match !given.is_empty() && given.in_section(Section::Reload) {
+        true => Some(Box::new(ReloadSettings::from_options(&mut given)?)),
+        false => None,
+    };
     let vm = VmSettings::from_options(&mut given)?;
     let log = LogSettings::from_options(&mut given)?;
     let start_up = match given.any(START_UP) {
@@ -133,6 +143,7 @@ pub fn read(args: Vec<OsString>, variables: Vec<(OsString, OsString)>) -> Result
         supervise,
         remap_exit,
         render,
+        reload,
         log,
         start_up,
         follow,
@@ -302,6 +313,61 @@ mod tests {
         assert_eq!(s.render.secrets_dir, PathBuf::from("/s"));
         assert!(s.render.check);
         assert_eq!(s.command, words(&["app"]));
+    }
+
+    #[test]
+    fn reload_options_from_the_command_line_and_the_environment() {
+        use crate::reload::ReloadSettings;
+        use std::time::Duration;
+        // Not given: no settings carried (the defaults apply).
+        let s = run(&["-t", "a:b", "true"], &[]).unwrap();
+        assert_eq!(s.reload, None);
+        let s = run(
+            &[
+                "--reload-signal",
+                "USR1",
+                "--app-reload-signal=SIGUSR2",
+                "--watch",
+                "--watch-limits",
+                "30s",
+                "-t",
+                "a:b",
+                "true",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            s.reload.as_deref(),
+            Some(&ReloadSettings {
+                signal: Some(10),
+                app_signal: Some(12),
+                watch: true,
+                watch_limits: Some(Duration::from_secs(30)),
+            })
+        );
+        let s = run(
+            &["true"],
+            &[
+                ("ENVINIT_RELOAD_SIGNAL", "none"),
+                ("ENVINIT_APP_RELOAD_SIGNAL", "none"),
+                ("ENVINIT_WATCH", "yes"),
+                ("ENVINIT_WATCH_LIMITS", "0"),
+            ],
+        )
+        .unwrap();
+        let r = s.reload.unwrap();
+        assert_eq!(
+            (r.signal, r.app_signal, r.watch, r.watch_limits),
+            (None, Some(0), true, None)
+        );
+        // --diff implies --check (so no command is needed).
+        let s = run(&["--diff"], &[]).unwrap();
+        assert!(s.render.check && s.render.diff);
+        let bad = run(&["--reload-signal", "BOGUS", "true"], &[]).unwrap_err();
+        assert_eq!(bad.code, exit::USAGE);
+        let bad = run(&["true"], &[("ENVINIT_WATCH_LIMITS", "soon")]).unwrap_err();
+        assert_eq!(bad.code, exit::CONFIG);
     }
 
     #[test]

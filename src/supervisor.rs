@@ -9,7 +9,10 @@
 //!   arrive in one place (the signalfd), read in one blocking loop that
 //!   wakes only for a signal, a deadline, or a followed log file's change
 //!   (`--stdout`/`--stderr`, see [`crate::follow`], whose deadline, while
-//!   it holds a rotated file, joins the lifecycle's): no polling.
+//!   it holds a rotated file, joins the lifecycle's), or a reload's signal,
+//!   watched change or deadline ([`crate::reload`]): no polling. Both are
+//!   [`Extras`], one pointer, null without either: such a start's wake-up
+//!   is what it was before either existed.
 //! - The child starts with the signal mask envinit was started with, default
 //!   dispositions for everything envinit did not inherit as ignored, and no
 //!   file descriptor envinit opened (they are all close-on-exec); the ones
@@ -28,6 +31,7 @@ use std::time::Instant;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc;
+use nix::poll::PollFd;
 use nix::unistd::{self, ForkResult, Pid};
 
 use crate::exit::{self, Failure, os_failure};
@@ -35,9 +39,10 @@ use crate::follow::Followers;
 use crate::launch::Launch;
 use crate::lifecycle::{ChildStatus, Lifecycle, Processes, StopCause, SuperviseSettings};
 use crate::options::format_duration;
+use crate::reload::{ReloadTarget, Reloader};
 use crate::signals::{
     self,
-    intake::{KernelSigset, SignalBuffer, Signals, raw, set_mask},
+    intake::{KernelSigset, SignalBuffer, Signals, Wakers, raw, set_mask},
 };
 
 mod team;
@@ -50,7 +55,7 @@ pub fn run(
     command: &[OsString],
     launch: &Launch,
     signals: Signals,
-    followers: &mut Followers,
+    extras: &mut Extras,
 ) -> Result<ChildStatus, Failure> {
     let pid1 = reaper();
 
@@ -67,6 +72,7 @@ pub fn run(
 
     let mut os = Linux { child, pid1 };
     let mut lifecycle = Lifecycle::new(settings);
+    lifecycle.reload_on(extras.reload_signal());
     let mut others_left = true;
     let mut received = SignalBuffer::new();
     loop {
@@ -79,14 +85,14 @@ pub fn run(
         // signal or a deadline needs it.
         let deadline = lifecycle.deadline();
         let mut reap = false;
-        for signal in received.next(&signals, deadline, followers) {
+        for signal in received.next(&signals, deadline, &*extras) {
             if signal == libc::SIGCHLD {
                 reap = true;
             } else {
                 lifecycle.on_signal(signal, Instant::now(), &mut os);
             }
         }
-        followers.on_ready();
+        extras.on_ready(&mut Single(&mut lifecycle, &mut os));
         if reap {
             others_left = reap_all(child, &mut lifecycle, &mut os);
             if lifecycle.child_gone() {
@@ -513,4 +519,106 @@ fn descendants(root: libc::pid_t) -> Vec<libc::pid_t> {
     }
     found.remove(0);
     found
+}
+
+/// What the loop serves besides signals and children: followed log files
+/// (`--stdout`, `--stderr`) and reloads (templates). One pointer, null
+/// when there is neither: a start without them checks it once per wake-up
+/// and once for the poll, as it checked the followers alone before.
+pub struct Extras<'a>(Option<Box<Parts<'a>>>);
+
+struct Parts<'a> {
+    followers: Followers,
+    reload: Option<Box<Reloader<'a>>>,
+}
+
+impl Parts<'_> {
+    /// Out of line: the loop of a start without followers or reloads
+    /// keeps only the check for them.
+    #[inline(never)]
+    fn on_ready(&mut self, target: &mut dyn ReloadTarget) {
+        self.followers.on_ready();
+        if let Some(reload) = &mut self.reload {
+            reload.on_ready(target);
+        }
+    }
+}
+
+/// The one child's lifecycle, and the calls that signal it, as a reload's
+/// target.
+struct Single<'a>(&'a mut Lifecycle, &'a mut Linux);
+
+impl ReloadTarget for Single<'_> {
+    fn take_reload_request(&mut self) -> bool {
+        self.0.take_reload_request()
+    }
+    fn may_reload(&self) -> bool {
+        self.0.may_reload()
+    }
+    fn after_reload(&mut self, signal: i32, explicit: Option<i32>) {
+        self.0.after_reload(signal, explicit, self.1)
+    }
+}
+
+impl<'a> Extras<'a> {
+    /// The followers and the reloads of this start.
+    pub fn new(followers: Followers, reload: Option<Box<Reloader<'a>>>) -> Extras<'a> {
+        match followers.active() || reload.is_some() {
+            true => Extras(Some(Box::new(Parts { followers, reload }))),
+            false => Extras(None),
+        }
+    }
+
+    /// The signal that asks for a reload, if reloads are on (the
+    /// lifecycle takes it instead of forwarding it).
+    pub(crate) fn reload_signal(&self) -> Option<i32> {
+        self.0
+            .as_ref()
+            .and_then(|p| p.reload.as_ref())
+            .and_then(|r| r.signal())
+    }
+
+    /// After every wake-up: the followers copy, a reload runs if due.
+    #[inline]
+    pub(crate) fn on_ready(&mut self, target: &mut dyn ReloadTarget) {
+        if let Some(parts) = &mut self.0 {
+            parts.on_ready(target);
+        }
+    }
+
+    /// At the end: the last lines of the followed files.
+    pub fn drain(&mut self) {
+        if let Some(parts) = &mut self.0 {
+            parts.followers.drain();
+        }
+    }
+}
+
+impl Wakers for Extras<'_> {
+    #[inline]
+    fn active(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|p| p.followers.active() || p.reload.as_ref().is_some_and(|r| r.active()))
+    }
+
+    fn poll_fds<'a>(&'a self, out: &mut [PollFd<'a>]) -> usize {
+        let Some(parts) = &self.0 else {
+            return 0;
+        };
+        let used = parts.followers.poll_fds(out);
+        used + parts
+            .reload
+            .as_ref()
+            .map_or(0, |r| r.poll_fds(&mut out[used..]))
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        let parts = self.0.as_ref()?;
+        let reload = parts.reload.as_ref().and_then(|r| r.deadline());
+        match (parts.followers.deadline(), reload) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }

@@ -61,6 +61,8 @@ pub struct Member {
     pub signals: Option<Vec<(i32, i32)>>,
     /// `--restart`: start it again when it ends.
     pub restart: bool,
+    /// `--proc-reload-signal`: what it gets after a reload changed a file.
+    pub reload_signal: Option<i32>,
 }
 
 /// The process calls the table makes. Implementations ignore "no such
@@ -139,6 +141,10 @@ pub struct Team<'a> {
     code: Option<u8>,
     /// What the processes left was told to stop.
     orphans_told: bool,
+    /// The signal that asks for a reload instead of being forwarded.
+    reload_on: Option<i32>,
+    /// It arrived since the reloads last looked.
+    reload_asked: bool,
 }
 
 impl<'a> Team<'a> {
@@ -166,6 +172,8 @@ impl<'a> Team<'a> {
             cause: None,
             code: None,
             orphans_told: false,
+            reload_on: None,
+            reload_asked: false,
         }
     }
 
@@ -316,20 +324,16 @@ impl<'a> Team<'a> {
 
     /// A signal (other than SIGCHLD) was received.
     pub fn on_signal(&mut self, received: i32, now: Instant, crew: &mut impl Crew) {
+        if self.reload_on == Some(received) {
+            self.reload_asked = true;
+            return;
+        }
         let Some((received, forward, stop)) = incoming(received, self.ctrl_alt_del, self.rewrites)
         else {
             return;
         };
         if !stop {
-            for slot in &self.slots {
-                let routed = match &slot.member.signals {
-                    None => Some(forward),
-                    Some(routes) => routes.iter().find(|r| r.0 == forward).map(|r| r.1),
-                };
-                if let (Some(pid), Some(signal)) = (slot.pid(), routed) {
-                    crew.signal(self.target(pid), signal);
-                }
-            }
+            self.route(forward, crew);
             return;
         }
         match self.phase {
@@ -355,15 +359,62 @@ impl<'a> Team<'a> {
         }
     }
 
-    /// Sends `signal` to the processes named in `names` (every one with
-    /// `None`) that run now, whatever `--proc-signals` says: for a reload
-    /// after the config was rendered again.
-    pub fn signal_members(&mut self, names: Option<&[&str]>, signal: i32, crew: &mut impl Crew) {
+    /// Forwards `signal` (after `--rewrite`) to every process that takes
+    /// it (`--proc-signals`), as that process takes it.
+    fn route(&self, signal: i32, crew: &mut impl Crew) {
         for slot in &self.slots {
-            let named = names.is_none_or(|n| n.contains(&slot.member.name.as_str()));
-            if let Some(pid) = slot.pid().filter(|_| named) {
+            let routed = match &slot.member.signals {
+                None => Some(signal),
+                Some(routes) => routes.iter().find(|r| r.0 == signal).map(|r| r.1),
+            };
+            if let (Some(pid), Some(signal)) = (slot.pid(), routed) {
                 crew.signal(self.target(pid), signal);
             }
+        }
+    }
+
+    /// Reloads (src/reload.rs): `signal` asks for one instead of being
+    /// forwarded.
+    pub fn reload_on(&mut self, signal: Option<i32>) {
+        self.reload_on = signal;
+    }
+
+    /// Whether the reload signal arrived since the last call (which clears
+    /// it).
+    pub fn take_reload_request(&mut self) -> bool {
+        std::mem::take(&mut self.reload_asked)
+    }
+
+    /// Whether a reload may run now: no stop has begun.
+    pub fn may_reload(&self) -> bool {
+        self.phase == Phase::Running
+    }
+
+    /// After a reload that changed a file's content: the processes named by
+    /// `--proc-reload-signal` get their own signal (and only they); when
+    /// none is named, every process gets the app's reload signal
+    /// (`explicit`, `--app-reload-signal`, 0 for none; else `signal` as
+    /// `--rewrite` makes it), routed as any forwarded signal is
+    /// (`--proc-signals`).
+    pub fn after_reload(&mut self, signal: i32, explicit: Option<i32>, crew: &mut impl Crew) {
+        if self.slots.iter().any(|s| s.member.reload_signal.is_some()) {
+            for slot in &self.slots {
+                let sent = slot.member.reload_signal.filter(|s| *s != 0);
+                if let (Some(pid), Some(sent)) = (slot.pid(), sent) {
+                    crew.signal(self.target(pid), sent);
+                }
+            }
+            return;
+        }
+        let forward = match explicit {
+            Some(explicit) => Some(explicit),
+            None => match self.rewrites.iter().find(|(from, _)| *from == signal) {
+                Some((_, to)) => *to,
+                None => Some(signal),
+            },
+        };
+        if let Some(forward) = forward.filter(|s| *s != 0) {
+            self.route(forward, crew);
         }
     }
 
@@ -540,6 +591,7 @@ mod tests {
             stop_signal: None,
             signals: None,
             restart: false,
+            reload_signal: None,
         }
     }
 
@@ -870,5 +922,35 @@ mod tests {
         team.on_signal(SIGINT, t0, &mut os);
         assert_eq!(os.take(), [("kill", 30 * 100 + SIGQUIT)]);
         assert_eq!(team.cause(), Some(Cause::Signal(SIGQUIT)));
+    }
+
+    #[test]
+    fn a_reload_signal_asks_for_a_reload_and_the_named_processes_are_told() {
+        // php-fpm reloads on USR2, nginx on HUP; cron is not told.
+        let (mut team, mut os, t0) = three(|_, m| {
+            m[0].reload_signal = Some(SIGUSR2);
+            m[1].reload_signal = Some(SIGHUP);
+        });
+        team.reload_on(Some(SIGHUP));
+        team.on_signal(SIGHUP, t0, &mut os);
+        assert!(os.take().is_empty(), "taken, not forwarded");
+        assert!(team.take_reload_request());
+        assert!(!team.take_reload_request(), "taken once");
+        assert!(team.may_reload());
+        team.after_reload(SIGHUP, None, &mut os);
+        assert_eq!(
+            os.take(),
+            [("kill", 10 * 100 + SIGUSR2), ("kill", 20 * 100 + SIGHUP)]
+        );
+        // None named: every process gets the app's signal, routed.
+        let (mut team, mut os, t0) = three(|_, m| m[2].signals = Some(Vec::new()));
+        team.after_reload(SIGHUP, Some(SIGUSR1), &mut os);
+        assert_eq!(
+            os.take(),
+            [("kill", 10 * 100 + SIGUSR1), ("kill", 20 * 100 + SIGUSR1)]
+        );
+        // No reload once a stop has begun.
+        team.on_signal(SIGTERM, t0, &mut os);
+        assert!(!team.may_reload());
     }
 }

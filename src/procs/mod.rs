@@ -61,6 +61,7 @@ pub const OPTIONS: &[&str] = &[
     "proc-stop-signal",
     "proc-wait",
     "proc-signals",
+    "proc-reload-signal",
     "proc-prefix",
 ];
 
@@ -80,6 +81,8 @@ pub struct ForProc {
     pub signals: Option<Vec<(i32, i32)>>,
     /// `--proc-wait`.
     pub waits: Vec<Target>,
+    /// `--proc-reload-signal` (0: none).
+    pub reload_signal: Option<i32>,
     /// The first option that named it and where it was given, for the
     /// error when no process has that name.
     from: Option<(&'static Opt, Source)>,
@@ -99,12 +102,13 @@ pub struct ProcsSettings {
 
 /// The per-process options, in the order [`ProcsSettings::from_options`]
 /// reads them (`--restart` first: it takes a name alone).
-const PER_PROCESS: [&str; 5] = [
+const PER_PROCESS: [&str; 6] = [
     "restart",
     "proc-user",
     "proc-stop-signal",
     "proc-wait",
     "proc-signals",
+    "proc-reload-signal",
 ];
 
 impl ProcsSettings {
@@ -153,6 +157,7 @@ impl ProcsSettings {
                     stop_signal: None,
                     signals: None,
                     waits: Vec::new(),
+                    reload_signal: None,
                     from: None,
                 });
                 self.each.len() - 1
@@ -164,9 +169,18 @@ impl ProcsSettings {
             1 => p.user = Some(value.to_string()),
             2 => p.stop_signal = Some(signals::parse(value)?),
             3 => p.waits.push(wait::parse(value)?),
-            _ => p.signals = Some(parse_signals(value)?),
+            4 => p.signals = Some(parse_signals(value)?),
+            _ => p.reload_signal = Some(parse_reload_signal(value)?),
         }
         Ok(p)
+    }
+}
+
+/// A signal, or `none` (0: the process gets nothing after a reload).
+fn parse_reload_signal(text: &str) -> Result<i32, String> {
+    match text.eq_ignore_ascii_case("none") {
+        true => Ok(0),
+        false => signals::parse(text),
     }
 }
 
@@ -272,6 +286,7 @@ pub fn prepare<'a>(
                 stop_signal: given.and_then(|p| p.stop_signal),
                 signals: given.and_then(|p| p.signals.clone()),
                 restart: given.is_some_and(|p| p.restart),
+                reload_signal: given.and_then(|p| p.reload_signal),
             },
             argv: entry.argv,
             env: environment(launch.env.as_deref(), &set),

@@ -210,7 +210,8 @@ impl Default for SignalBuffer {
 }
 
 /// Other fds a wake-up waits for besides the signalfd: the log followers'
-/// (inotify, and stdout/stderr while lines wait for them).
+/// (inotify, and stdout/stderr while lines wait for them) and the reloads'
+/// (`--watch`'s inotify).
 pub trait Wakers {
     /// Whether there are any (without them, a wake-up is one blocking read).
     fn active(&self) -> bool;
@@ -218,14 +219,14 @@ pub trait Wakers {
     /// [`MAX_WAKERS`]); returns how many.
     fn poll_fds<'a>(&'a self, out: &mut [PollFd<'a>]) -> usize;
     /// When the poll must return at the latest for them (a rotated log file
-    /// to let go), if ever.
+    /// to let go, a reload due), if ever.
     fn deadline(&self) -> Option<Instant>;
 }
 
 /// The most fds [`Wakers`] add to a wake-up's poll: the followers'
-/// inotify, stdout and stderr, and the processes' (`--procfile`) epoll,
-/// stdout and stderr.
-pub const MAX_WAKERS: usize = 6;
+/// inotify, stdout and stderr, the reloads' inotify (`--watch`), and the
+/// processes' (`--procfile`) epoll, stdout and stderr.
+pub const MAX_WAKERS: usize = 7;
 
 /// No other fd to wait for.
 pub struct NoWakers;

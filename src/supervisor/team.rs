@@ -32,13 +32,13 @@ use nix::libc;
 use nix::poll::{PollFd, PollFlags};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
-use super::{exec_child, exec_failure, null_terminated, raw, send, set_mask, signal_all};
+use super::{Extras, exec_child, exec_failure, null_terminated, raw, send, set_mask, signal_all};
 use crate::exit::{Failure, os_failure};
-use crate::follow::Followers;
 use crate::lifecycle::team::{Cause, Crew, Team};
 use crate::lifecycle::{ChildStatus, SuperviseSettings};
 use crate::procs::output::pipe;
 use crate::procs::{Outputs, Plan, Proc};
+use crate::reload::ReloadTarget;
 use crate::signals::intake::{KernelSigset, SignalBuffer, Signals, Wakers};
 
 /// Epoll tags: the kind of fd in the high half, its index in the low.
@@ -53,7 +53,7 @@ pub fn run_team(
     settings: &SuperviseSettings,
     plan: &Plan,
     signals: Signals,
-    followers: &mut Followers,
+    extras: &mut Extras,
 ) -> Result<u8, Failure> {
     // As supervisor::run, without its log lines (size): orphans of the
     // processes' trees must come to envinit when it is not PID 1.
@@ -92,6 +92,7 @@ pub fn run_team(
         settings,
         plan.procs.iter().map(|p| p.member.clone()).collect(),
     );
+    team.reload_on(extras.reload_signal());
     team.begin(Instant::now(), &mut crew);
     // Whether any child is there at all (none when the first fork failed:
     // no SIGCHLD would ever come).
@@ -109,7 +110,7 @@ pub fn run_team(
         let mut got = [0; 8];
         let mut count = 0;
         let wakers = TeamWakers {
-            followers,
+            extras,
             epoll: crew.epoll.0.as_fd(),
             outputs: crew.outputs.as_ref(),
         };
@@ -128,7 +129,7 @@ pub fn run_team(
                 team.on_signal(signal, Instant::now(), &mut crew);
             }
         }
-        followers.on_ready();
+        extras.on_ready(&mut Several(&mut team, &mut crew));
         // Ends first: a process that failed its wait closes its report
         // pipe as it exits, which must not read as a start (the reaping
         // reads it and does not tell the table of one).
@@ -146,20 +147,35 @@ pub fn run_team(
     }
 }
 
+/// The table and the calls that signal it, as a reload's target.
+struct Several<'t, 'a, 'c>(&'t mut Team<'a>, &'t mut Linux<'c>);
+
+impl ReloadTarget for Several<'_, '_, '_> {
+    fn take_reload_request(&mut self) -> bool {
+        self.0.take_reload_request()
+    }
+    fn may_reload(&self) -> bool {
+        self.0.may_reload()
+    }
+    fn after_reload(&mut self, signal: i32, explicit: Option<i32>) {
+        self.0.after_reload(signal, explicit, self.1)
+    }
+}
+
 /// The fds a wake-up waits for besides the signalfd.
-struct TeamWakers<'a> {
-    followers: &'a Followers,
+struct TeamWakers<'a, 'x> {
+    extras: &'a Extras<'x>,
     epoll: std::os::fd::BorrowedFd<'a>,
     outputs: Option<&'a Outputs>,
 }
 
-impl Wakers for TeamWakers<'_> {
+impl Wakers for TeamWakers<'_, '_> {
     fn active(&self) -> bool {
         true
     }
 
     fn poll_fds<'a>(&'a self, out: &mut [PollFd<'a>]) -> usize {
-        let mut used = self.followers.poll_fds(out);
+        let mut used = self.extras.poll_fds(out);
         if let Some(slot) = out.get_mut(used) {
             *slot = PollFd::new(self.epoll, PollFlags::POLLIN);
             used += 1;
@@ -171,7 +187,7 @@ impl Wakers for TeamWakers<'_> {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        self.followers.deadline()
+        self.extras.deadline()
     }
 }
 
