@@ -92,7 +92,7 @@ pub fn run(
                 lifecycle.on_signal(signal, Instant::now(), &mut os);
             }
         }
-        extras.on_ready(&mut Single(&mut lifecycle, &mut os));
+        extras.on_ready(&mut lifecycle, &mut os);
         if reap {
             others_left = reap_all(child, &mut lifecycle, &mut os);
             if lifecycle.child_gone() {
@@ -578,9 +578,17 @@ impl<'a> Extras<'a> {
             .and_then(|r| r.signal())
     }
 
-    /// After every wake-up: the followers copy, a reload runs if due.
+    /// After every wake-up: the followers copy, a reload runs if due (the
+    /// one child's lifecycle is the reload's target).
     #[inline]
-    pub(crate) fn on_ready(&mut self, target: &mut dyn ReloadTarget) {
+    fn on_ready(&mut self, lifecycle: &mut Lifecycle, os: &mut Linux) {
+        if let Some(parts) = &mut self.0 {
+            parts.on_ready(&mut Single(lifecycle, os));
+        }
+    }
+
+    /// The same with another reload target (the table of processes).
+    pub(crate) fn on_ready_for(&mut self, target: &mut dyn ReloadTarget) {
         if let Some(parts) = &mut self.0 {
             parts.on_ready(target);
         }

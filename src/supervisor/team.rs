@@ -129,7 +129,7 @@ pub fn run_team(
                 team.on_signal(signal, Instant::now(), &mut crew);
             }
         }
-        extras.on_ready(&mut Several(&mut team, &mut crew));
+        extras.on_ready_for(&mut Several(&mut team, &mut crew));
         // Ends first: a process that failed its wait closes its report
         // pipe as it exits, which must not read as a start (the reaping
         // reads it and does not tell the table of one).
