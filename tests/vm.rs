@@ -15,6 +15,7 @@
 //! fail under CI=true.
 
 mod common;
+mod engines;
 
 use std::fs;
 use std::io::Write;
@@ -38,6 +39,17 @@ const VIRTIO_MODULES: &[&str] = &[
     "drivers/virtio/virtio_pci_modern_dev.ko",
     "drivers/virtio/virtio_pci.ko",
     "drivers/block/virtio_blk.ko",
+];
+
+/// More modules cached beside them for tools/vm-from-image (which finds
+/// the order itself from their .modinfo): virtio over MMIO, the network,
+/// the ACPI power button.
+const MORE_MODULES: &[&str] = &[
+    "drivers/virtio/virtio_mmio.ko",
+    "net/core/failover.ko",
+    "drivers/net/net_failover.ko",
+    "drivers/net/virtio_net.ko",
+    "drivers/acpi/button.ko",
 ];
 
 /// busybox applets linked in every guest's /bin.
@@ -73,6 +85,9 @@ struct Kit {
     kernel: PathBuf,
     /// The virtio modules, in [`VIRTIO_MODULES`] order.
     modules: Vec<PathBuf>,
+    /// The directory of every cached module and modules.builtin (a
+    /// `--modules` for tools/vm-from-image).
+    module_dir: PathBuf,
 }
 
 fn cache_dir() -> PathBuf {
@@ -106,15 +121,15 @@ fn run(command: &mut Command) -> Result<String, String> {
 fn fetch_kernel() -> Result<(PathBuf, Vec<PathBuf>), String> {
     let cache = cache_dir();
     let kernel = cache.join("vmlinuz");
-    let modules: Vec<PathBuf> = VIRTIO_MODULES
-        .iter()
-        .map(|m| {
-            cache
-                .join("modules")
-                .join(Path::new(m).file_name().unwrap())
-        })
-        .collect();
-    if kernel.exists() && modules.iter().all(|m| m.exists()) {
+    let module_file = |m: &&str| {
+        cache
+            .join("modules")
+            .join(Path::new(m).file_name().unwrap())
+    };
+    let modules: Vec<PathBuf> = VIRTIO_MODULES.iter().map(module_file).collect();
+    let complete = MORE_MODULES.iter().map(module_file).all(|m| m.exists())
+        && cache.join("modules/modules.builtin").exists();
+    if kernel.exists() && modules.iter().all(|m| m.exists()) && complete {
         return Ok((kernel, modules));
     }
     let work = cache.join(format!("fetch-{}", std::process::id()));
@@ -152,12 +167,14 @@ fn fetch_kernel() -> Result<(PathBuf, Vec<PathBuf>), String> {
     let version = boot.file_name().unwrap().to_string_lossy()["vmlinuz-".len()..].to_string();
     let staged = work.join("staged");
     fs::create_dir_all(staged.join("modules")).map_err(|e| e.to_string())?;
-    for module in VIRTIO_MODULES {
-        let from = tree
-            .join("lib/modules")
-            .join(&version)
-            .join("kernel")
-            .join(module);
+    let version_dir = tree.join("lib/modules").join(&version);
+    fs::copy(
+        version_dir.join("modules.builtin"),
+        staged.join("modules/modules.builtin"),
+    )
+    .map_err(|e| format!("modules.builtin: {e}"))?;
+    for module in VIRTIO_MODULES.iter().chain(MORE_MODULES) {
+        let from = version_dir.join("kernel").join(module);
         let to = staged
             .join("modules")
             .join(Path::new(module).file_name().unwrap());
@@ -184,6 +201,7 @@ fn kit() -> Option<&'static Kit> {
             busybox,
             kernel,
             modules,
+            module_dir: cache_dir().join("modules"),
         })
     });
     match found {
@@ -436,6 +454,24 @@ impl Vm {
         }
     }
 
+    /// A machine started by `command` (QEMU, or a script that execs it)
+    /// once a slot is free, with its console and monitor in `dir`.
+    fn spawn(dir: TempDir, mut command: Command) -> Vm {
+        let slot = slot();
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the machine starts");
+        Vm {
+            child,
+            dir,
+            started: Instant::now(),
+            _slot: slot,
+        }
+    }
+
     fn console(&self) -> String {
         let bytes = fs::read(self.dir.path().join("console.log")).unwrap_or_default();
         String::from_utf8_lossy(&bytes).replace('\r', "")
@@ -479,6 +515,21 @@ impl Vm {
                 self.deadline_passed("the machine ending");
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The response to GET `path` from 127.0.0.1:`port` in `netns`, once
+    /// something answers there (a port QEMU forwards to the guest).
+    fn http_get(&mut self, netns: &Netns, port: u16, path: &str) -> String {
+        loop {
+            let address = format!("127.0.0.1:{port}");
+            if let Some(response) = netns.run(|| engines::http_get(&address, path)) {
+                return response;
+            }
+            if self.started.elapsed() > VM_TIMEOUT {
+                self.deadline_passed(&format!("waiting for an answer on port {port}"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 
@@ -996,4 +1047,413 @@ fn facts_that_cannot_be_read_are_errors_at_the_template_position() {
         )),
         "{stderr}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Images made into VMs by tools/vm-from-image
+
+/// A network namespace of the test's own, for QEMU: loopback up and a DNS
+/// server on 127.0.0.1:53 that answers one name, so that the guest's
+/// lookups through QEMU's user-network DNS (10.0.2.3, which forwards to the
+/// server of the host's /etc/resolv.conf) reach it and nothing outside this
+/// machine. QEMU gets a mount namespace whose /etc/resolv.conf names
+/// 127.0.0.1. Everything is set up before QEMU starts.
+struct Netns {
+    fd: fs::File,
+    resolv: TempDir,
+}
+
+/// The name the test's DNS server answers, and its address.
+const DNS_NAME: &str = "vm-dns.envinit.test";
+const DNS_ADDRESS: [u8; 4] = [192, 0, 2, 7];
+
+impl Netns {
+    fn new() -> Netns {
+        let (sent, received) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // SAFETY: unshare on this thread only (its own network
+            // namespace); the thread serves DNS there until the test ends.
+            let rc = unsafe { nix::libc::unshare(nix::libc::CLONE_NEWNET) };
+            assert_eq!(
+                rc,
+                0,
+                "unshare(CLONE_NEWNET): {}",
+                std::io::Error::last_os_error()
+            );
+            loopback_up();
+            let socket = std::net::UdpSocket::bind("127.0.0.1:53").expect("the DNS port");
+            sent.send(fs::File::open("/proc/thread-self/ns/net").unwrap())
+                .unwrap();
+            serve_dns(&socket);
+        });
+        let fd = received
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the namespace");
+        let resolv = TempDir::new("vm-resolv");
+        fs::write(resolv.path().join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+        Netns { fd, resolv }
+    }
+
+    /// `command` runs in the namespace, with its own /etc/resolv.conf.
+    fn enter(&self, command: &mut Command) {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let fd = self.fd.as_raw_fd();
+        let source = std::ffi::CString::new(self.resolv.join("resolv.conf")).unwrap();
+        // SAFETY: between fork and exec only system calls on memory
+        // prepared before the fork.
+        unsafe {
+            command.pre_exec(move || {
+                use nix::libc::*;
+                let ok = setns(fd, CLONE_NEWNET) == 0
+                    && unshare(CLONE_NEWNS) == 0
+                    && mount(
+                        std::ptr::null(),
+                        c"/".as_ptr(),
+                        std::ptr::null(),
+                        MS_REC | MS_PRIVATE,
+                        std::ptr::null(),
+                    ) == 0
+                    && mount(
+                        source.as_ptr(),
+                        c"/etc/resolv.conf".as_ptr(),
+                        std::ptr::null(),
+                        MS_BIND,
+                        std::ptr::null(),
+                    ) == 0;
+                match ok {
+                    true => Ok(()),
+                    false => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+    }
+
+    /// `f` run on a thread in the namespace (a connection to a port QEMU
+    /// forwards there).
+    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        use std::os::fd::AsRawFd;
+        let fd = self.fd.as_raw_fd();
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    // SAFETY: setns on this thread only.
+                    assert_eq!(unsafe { nix::libc::setns(fd, nix::libc::CLONE_NEWNET) }, 0);
+                    f()
+                })
+                .join()
+                .unwrap()
+        })
+    }
+}
+
+/// `lo` up in this thread's network namespace.
+fn loopback_up() {
+    #[repr(C)]
+    struct Ifreq {
+        name: [u8; 16],
+        flags: i16,
+        pad: [u8; 22],
+    }
+    let mut req = Ifreq {
+        name: [0; 16],
+        flags: 0,
+        pad: [0; 22],
+    };
+    req.name[..2].copy_from_slice(b"lo");
+    // SAFETY: an ifreq of the size the kernel reads and writes.
+    unsafe {
+        use nix::libc::*;
+        let sock = socket(AF_INET, SOCK_DGRAM, 0);
+        assert!(ioctl(sock, SIOCGIFFLAGS as _, &mut req) == 0);
+        req.flags |= IFF_UP as i16;
+        assert!(ioctl(sock, SIOCSIFFLAGS as _, &req) == 0);
+        close(sock);
+    }
+}
+
+/// Answers A queries for [`DNS_NAME`] with [`DNS_ADDRESS`], other types of
+/// it with no record, any other name with NXDOMAIN.
+fn serve_dns(socket: &std::net::UdpSocket) {
+    let mut query = [0u8; 512];
+    while let Ok((len, from)) = socket.recv_from(&mut query) {
+        if len < 17 {
+            continue;
+        }
+        let mut labels = Vec::new();
+        let mut at = 12;
+        while at < len && query[at] != 0 {
+            let n = query[at] as usize;
+            labels.push(
+                String::from_utf8_lossy(&query[at + 1..(at + 1 + n).min(len)]).to_lowercase(),
+            );
+            at += 1 + n;
+        }
+        let end = at + 5;
+        if end > len {
+            continue;
+        }
+        let kind = u16::from_be_bytes([query[at + 1], query[at + 2]]);
+        let known = labels.join(".") == DNS_NAME;
+        let mut reply = query[..end].to_vec();
+        reply[2] = 0x81;
+        reply[3] = if known { 0x80 } else { 0x83 };
+        reply[6..12].copy_from_slice(&[0, 0, 0, 0, 0, 0]);
+        if known && kind == 1 {
+            reply[7] = 1;
+            reply.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+            reply.extend_from_slice(&DNS_ADDRESS);
+        }
+        let _ = socket.send_to(&reply, from);
+    }
+}
+
+/// The examples' nginx image (examples/php-nginx/nginx.Dockerfile on the
+/// Debian base of tests/fixtures/images.sh), plus what lets the test look
+/// inside: a script that prints what the names resolve to and keeps a
+/// count of boots on the volume, then execs nginx as the image's Cmd does;
+/// and two templates beside nginx.conf's that take a secret from
+/// /run/secrets and one from the .env of the secrets disk (the script
+/// prints their hashes, never them). Tagged for this run; removed after.
+struct TestImage(String);
+
+impl Drop for TestImage {
+    fn drop(&mut self) {
+        engines::quietly("docker", &["rmi", "-f", &self.0]);
+    }
+}
+
+fn nginx_vm_image() -> Option<TestImage> {
+    let envinit = engines::envinit_binary()?;
+    let base = engines::base_image()?;
+    let context = engines::context("php-nginx", &envinit, &[]);
+    let dir = &context.path;
+    let mut dockerfile = fs::read_to_string(dir.join("nginx.Dockerfile")).unwrap();
+    dockerfile.push_str("COPY vm-check.sh /vm-check.sh\nCMD [\"/bin/sh\", \"/vm-check.sh\"]\n");
+    fs::write(dir.join("vm.Dockerfile"), dockerfile).unwrap();
+    fs::write(
+        dir.join("nginx/vm-secret.txt.tmpl"),
+        "{{ secrets.api_token }}",
+    )
+    .unwrap();
+    fs::write(dir.join("nginx/vm-env.txt.tmpl"), "{{ DB_PASSWORD }}").unwrap();
+    fs::write(
+        dir.join("vm-check.sh"),
+        format!(
+            r#"echo "vm-check: uptime $(cut -d' ' -f1 /proc/uptime)"
+echo "vm-check: localhost $(getent ahostsv4 localhost | head -n1 | cut -d' ' -f1)"
+h=$(hostname)
+echo "vm-check: hostname $h is $(getent hosts "$h" | cut -d' ' -f1)"
+echo "vm-check: dns $(getent hosts {DNS_NAME} | cut -d' ' -f1)"
+echo "vm-check: resolv.conf $(cat /etc/resolv.conf | tr '\n' ' ')"
+echo "vm-check: path $PATH"
+echo "vm-check: mode $APP_MODE"
+echo "vm-check: ip=${{ip:-none}}"
+echo "vm-check: secret $(sha256sum < /etc/nginx/vm-secret.txt | cut -c1-64)"
+echo "vm-check: env secret $(sha256sum < /etc/nginx/vm-env.txt | cut -c1-64)"
+echo "vm-check: in cmdline $(grep -c -F "$DB_PASSWORD" /proc/cmdline)"
+echo "vm-check: secrets dir $(stat -c '%a %u' /run/secrets)"
+echo boot >> /var/lib/app/boots
+echo "vm-check: boots $(wc -l < /var/lib/app/boots)"
+echo "vm-check: ready"
+exec nginx -g 'daemon off;'
+"#
+        ),
+    )
+    .unwrap();
+    let tag = format!("envinit-vm-nginx:{}", std::process::id());
+    let out = engines::run_for(
+        Command::new("docker")
+            .args(["build", "-q", "--build-arg"])
+            .arg(format!("BASE={base}"))
+            .arg("-f")
+            .arg(dir.join("vm.Dockerfile"))
+            .args(["-t", &tag])
+            .arg(dir),
+        engines::COMMAND_TIMEOUT,
+    );
+    assert!(
+        out.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(TestImage(tag))
+}
+
+fn sha256(text: &str) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)[..64].to_string()
+}
+
+/// A free TCP port on 127.0.0.1 (of the namespace `f` runs in).
+fn free_port(netns: &Netns) -> u16 {
+    netns.run(|| {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    })
+}
+
+/// The line of the console that starts with `prefix`, without it.
+fn line<'a>(console: &'a str, prefix: &str) -> &'a str {
+    console
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no line {prefix:?}:\n{console}"))
+}
+
+/// Runs `out`/run-qemu of tools/vm-from-image in `netns`.
+fn boot_tool_vm(name: &str, out: &Path, netns: &Netns) -> Vm {
+    let dir = TempDir::new(name);
+    let mut command = Command::new(out.join("run-qemu"));
+    command
+        .env("ACCEL", "tcg")
+        .env("SERIAL", format!("file:{}", dir.join("console.log")))
+        .arg("-monitor")
+        .arg(format!("unix:{},server,nowait", dir.join("monitor.sock")));
+    netns.enter(&mut command);
+    Vm::spawn(dir, command)
+}
+
+/// Runs tools/vm-from-image with `args`; its output directory.
+fn vm_from_image(kit: &Kit, out: &Path, args: &[&str]) {
+    let tool = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/vm-from-image");
+    let result = engines::run_for(
+        Command::new(tool)
+            .arg("--kernel")
+            .arg(&kit.kernel)
+            .arg("--modules")
+            .arg(&kit.module_dir)
+            .arg("--envinit")
+            .arg(envinit())
+            .args(args)
+            .arg(out),
+        engines::COMMAND_TIMEOUT,
+    );
+    assert!(
+        result.status.success(),
+        "tools/vm-from-image {args:?}: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+}
+
+/// The examples' nginx image, made into a VM by tools/vm-from-image with no
+/// hand-written stage, booted twice: it serves through QEMU's port forward,
+/// names resolve inside (localhost, its hostname, a name through QEMU's
+/// DNS), a secret from the secrets disk and one from its .env reach
+/// templates and appear nowhere else, the volume keeps a file across the
+/// boots, and the ACPI power button stops nginx gracefully each time.
+#[test]
+fn the_nginx_image_as_a_vm_serves_resolves_keeps_its_volume_reads_secrets_and_stops_on_the_power_button()
+ {
+    let Some(kit) = kit() else { return };
+    let Some(image) = nginx_vm_image() else {
+        return;
+    };
+    let work = TempDir::new("vm-nginx");
+    let out = work.path().join("vm");
+    let secret = format!("api-{}-token", std::process::id());
+    let db_password = format!("db-{}-password", std::process::id());
+    fs::write(work.path().join("api_token"), &secret).unwrap();
+    fs::write(
+        work.path().join("env"),
+        format!(
+            "# from the secrets disk\nAPP_MODE=from-the-secrets-disk\nDB_PASSWORD={db_password}\n"
+        ),
+    )
+    .unwrap();
+    let netns = Netns::new();
+    let port = free_port(&netns);
+    let api_token = format!("api_token={}", work.join("api_token"));
+    vm_from_image(
+        kit,
+        &out,
+        &[
+            "--secret",
+            &api_token,
+            "--env-file",
+            &work.join("env"),
+            "--volume",
+            "data:64M:/var/lib/app",
+            "--publish",
+            &format!("{port}:8080"),
+            "--memory",
+            "256",
+            "--cpus",
+            "1",
+            "--append",
+            // No php-fpm in this VM: nginx's upstream must resolve.
+            "ENVINIT_GRACE=30s ENVINIT_LOG=info FPM_UPSTREAMS=127.0.0.1:9000",
+            image.0.as_str(),
+        ],
+    );
+    let cmdline = fs::read_to_string(out.join("cmdline")).unwrap();
+    assert!(!cmdline.contains(&secret) && !cmdline.contains(&db_password));
+
+    for boot in 1..=2 {
+        let mut vm = boot_tool_vm("vm-nginx-boot", &out, &netns);
+        vm.wait_for("vm-check: ready", 1);
+        let response = vm.http_get(&netns, port, "/healthz");
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        let console = vm.console();
+        assert_eq!(line(&console, "vm-check: boots "), boot.to_string());
+        let sent = Instant::now();
+        vm.monitor("system_powerdown");
+        let (status, console) = vm.wait();
+        let took = sent.elapsed();
+        assert!(console.contains("envinit: exit code=0\n"), "{console}");
+        assert!(!console.contains("grace period over"), "{console}");
+        assert!(
+            took < Duration::from_secs(20),
+            "stopped in {took:?}:\n{console}"
+        );
+        assert_powered_off(status, &console);
+        if boot == 2 {
+            break;
+        }
+        // Names: localhost, the hostname (its MAC address: no image,
+        // kernel or /etc/hostname names one) on the VM's address, and a
+        // name through QEMU's DNS to the test's server.
+        assert_eq!(line(&console, "vm-check: localhost "), "127.0.0.1");
+        assert_eq!(
+            line(&console, "vm-check: hostname "),
+            "vm-525400123456 is 10.0.2.15"
+        );
+        assert_eq!(line(&console, "vm-check: dns "), "192.0.2.7");
+        assert_eq!(
+            line(&console, "vm-check: resolv.conf "),
+            "nameserver 10.0.2.3 "
+        );
+        // The image's Env, the .env of the secrets disk.
+        assert_eq!(
+            line(&console, "vm-check: path "),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        );
+        assert_eq!(line(&console, "vm-check: mode "), "from-the-secrets-disk");
+        // The secrets reached the templates, and nothing else.
+        assert_eq!(line(&console, "vm-check: secret "), sha256(&secret));
+        assert_eq!(
+            line(&console, "vm-check: env secret "),
+            sha256(&db_password)
+        );
+        assert_eq!(line(&console, "vm-check: in cmdline "), "0");
+        assert_eq!(line(&console, "vm-check: secrets dir "), "700 0");
+        assert!(
+            !console.contains(&secret) && !console.contains(&db_password),
+            "a secret on the console:\n{console}"
+        );
+    }
 }

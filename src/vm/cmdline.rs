@@ -1,0 +1,154 @@
+//! The kernel command line (/proc/cmdline), read as the kernel reads it,
+//! and what it decides about init's environment. Pure functions over
+//! strings.
+//!
+//! # What it owns
+//!
+//! - [`Cmdline::parse`]: the words before `--`, `KEY=VALUE` or bare, with
+//!   the kernel's double quotes (`KEY="a b"`) removed.
+//! - [`change`]: the rule for the environment the kernel (or a first
+//!   stage) handed envinit. Only `KEY=VALUE` words present on the command
+//!   line are the user's: a variable a first stage exported (busybox's
+//!   `PATH=/bin`) is dropped, so it neither reaches the app nor overrides
+//!   the image's `Env`; parameters meant for the kernel ([`KERNEL_ONLY`],
+//!   such as `ip=` on a kernel without CONFIG_IP_PNP) never reach the app.
+//!   (A word given twice counts once, with its last value, as the kernel
+//!   itself keeps it: lists are comma-separated in one word.)
+
+/// Parameters meant for the kernel or a boot loader that a kernel which
+/// does not know them hands to init as variables: never the app's. (`ip`
+/// and `nfsaddrs` are read by VM mode's network setup from the command
+/// line itself.)
+pub const KERNEL_ONLY: &[&str] = &["ip", "nfsaddrs", "BOOT_IMAGE"];
+
+/// The words of the kernel command line before `--`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Cmdline {
+    words: Vec<(String, Option<String>)>,
+}
+
+impl Cmdline {
+    /// Splits `text` as the kernel does: words at spaces, except inside
+    /// double quotes, which are removed; `--` ends the kernel's words.
+    #[inline(never)]
+    pub fn parse(text: &str) -> Cmdline {
+        let mut words = Vec::new();
+        let mut word = String::new();
+        let mut quoted = false;
+        let mut started = false;
+        for c in text.chars().chain([' ']) {
+            match c {
+                '"' => {
+                    quoted = !quoted;
+                    started = true;
+                }
+                c if c.is_ascii_whitespace() && !quoted => {
+                    if started {
+                        if word == "--" {
+                            break;
+                        }
+                        words.push(match word.split_once('=') {
+                            Some((key, value)) => (key.to_string(), Some(value.to_string())),
+                            None => (word.clone(), None),
+                        });
+                    }
+                    word.clear();
+                    started = false;
+                }
+                c => {
+                    word.push(c);
+                    started = true;
+                }
+            }
+        }
+        Cmdline { words }
+    }
+
+    /// The value of the last `key=VALUE` word, as the kernel keeps it.
+    #[inline(never)]
+    pub fn value(&self, key: &str) -> Option<&str> {
+        self.words
+            .iter()
+            .rev()
+            .find(|(k, v)| k == key && v.is_some())
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    /// The last of the bare words `among` (`ro` or `rw`), if any is there.
+    #[inline(never)]
+    pub fn last_flag<'a>(&self, among: &[&'a str]) -> Option<&'a str> {
+        self.words
+            .iter()
+            .rev()
+            .filter(|(_, v)| v.is_none())
+            .find_map(|(k, _)| among.iter().find(|w| **w == k).copied())
+    }
+}
+
+/// What the rule of this module does with the variable `key`=`value` of
+/// init's environment: `None` keeps it, `Some(None)` removes it,
+/// `Some(Some(word))` sets it to the command line's value (a first stage
+/// changed it).
+pub fn change<'a>(cmdline: &'a Cmdline, key: &str, value: &str) -> Option<Option<&'a str>> {
+    if KERNEL_ONLY.contains(&key) {
+        return Some(None);
+    }
+    match cmdline.value(key) {
+        Some(word) if word == value => None,
+        Some(word) => Some(Some(word)),
+        // The two the kernel sets itself.
+        None if (key, value) == ("HOME", "/") || (key, value) == ("TERM", "linux") => None,
+        None => Some(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_as_the_kernel_splits_them() {
+        let c = Cmdline::parse(
+            "console=ttyS0 root=/dev/vda  rw A=\"x y\" \"B=1 2\" ip=a:b::: \
+             A=last -- /app --x=1\n",
+        );
+        assert_eq!(c.value("console"), Some("ttyS0"));
+        assert_eq!(c.value("A"), Some("last"));
+        assert_eq!(c.value("B"), Some("1 2"));
+        assert_eq!(c.value("ip"), Some("a:b:::"));
+        assert_eq!(c.last_flag(&["ro", "rw"]), Some("rw"));
+        assert_eq!(c.last_flag(&["console"]), None);
+        assert_eq!(
+            Cmdline::parse("ro x rw").last_flag(&["ro", "rw"]),
+            Some("rw")
+        );
+        assert_eq!(Cmdline::parse("rw ro").last_flag(&["ro", "rw"]), Some("ro"));
+        assert_eq!(c.last_flag(&["quiet"]), None);
+        // After `--`: the app's, not the kernel's.
+        assert_eq!(c.value("--x"), None);
+        assert_eq!(Cmdline::parse("").value("x"), None);
+        assert_eq!(Cmdline::parse("E= F").value("E"), Some(""));
+    }
+
+    #[test]
+    fn a_first_stages_variables_are_dropped_and_kernel_words_kept() {
+        let c = Cmdline::parse("GREETING=hi ENVINIT_GRACE=3s ip=10.0.2.15::10.0.2.2 quiet X=1 X=2");
+        for (key, value, wanted) in [
+            ("HOME", "/", None),
+            ("TERM", "linux", None),
+            ("GREETING", "hi", None),
+            ("ENVINIT_GRACE", "3s", None),
+            ("X", "2", None),
+            // A first stage's.
+            ("PATH", "/bin", Some(None)),
+            ("STAGE_ONLY", "x", Some(None)),
+            ("HOME", "/root", Some(None)),
+            // The kernel's own parameter.
+            ("ip", "10.0.2.15::10.0.2.2", Some(None)),
+            // A stage that changed a kernel word's value: the kernel's wins.
+            ("GREETING", "stage", Some(Some("hi"))),
+        ] {
+            assert_eq!(change(&c, key, value), wanted, "{key}={value}");
+        }
+    }
+}
