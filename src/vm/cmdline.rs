@@ -21,67 +21,33 @@
 /// line itself.)
 pub const KERNEL_ONLY: &[&str] = &["ip", "nfsaddrs", "BOOT_IMAGE"];
 
-/// The words of the kernel command line before `--`.
+/// The kernel command line's text; its words are read on demand.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Cmdline {
-    words: Vec<(String, Option<String>)>,
-}
+pub struct Cmdline(pub String);
 
 impl Cmdline {
-    /// Splits `text` as the kernel does: words at spaces, except inside
-    /// double quotes, which are removed; `--` ends the kernel's words.
-    #[inline(never)]
-    pub fn parse(text: &str) -> Cmdline {
-        let mut words = Vec::new();
-        let mut word = String::new();
+    /// The words before `--` as the kernel splits them: at spaces, except
+    /// inside double quotes (which stay in the word).
+    fn words(&self) -> impl Iterator<Item = &str> {
         let mut quoted = false;
-        let mut started = false;
-        for c in text.chars().chain([' ']) {
-            match c {
-                '"' => {
-                    quoted = !quoted;
-                    started = true;
-                }
-                c if c.is_ascii_whitespace() && !quoted => {
-                    if started {
-                        if word == "--" {
-                            break;
-                        }
-                        words.push(match word.split_once('=') {
-                            Some((key, value)) => (key.to_string(), Some(value.to_string())),
-                            None => (word.clone(), None),
-                        });
-                    }
-                    word.clear();
-                    started = false;
-                }
-                c => {
-                    word.push(c);
-                    started = true;
-                }
-            }
-        }
-        Cmdline { words }
+        self.0
+            .split(move |c: char| {
+                quoted ^= c == '"';
+                c.is_ascii_whitespace() && !quoted
+            })
+            .filter(|word| !word.is_empty())
+            .take_while(|word| *word != "--")
     }
 
-    /// The value of the last `key=VALUE` word, as the kernel keeps it.
+    /// The value of the last `key=VALUE` word, as the kernel keeps it (its
+    /// double quotes removed: `key="a b"` and `"key=a b"` are `a b`).
     #[inline(never)]
     pub fn value(&self, key: &str) -> Option<&str> {
-        self.words
-            .iter()
-            .rev()
-            .find(|(k, v)| k == key && v.is_some())
-            .and_then(|(_, v)| v.as_deref())
-    }
-
-    /// The last of the bare words `among` (`ro` or `rw`), if any is there.
-    #[inline(never)]
-    pub fn last_flag<'a>(&self, among: &[&'a str]) -> Option<&'a str> {
-        self.words
-            .iter()
-            .rev()
-            .filter(|(_, v)| v.is_none())
-            .find_map(|(k, _)| among.iter().find(|w| **w == k).copied())
+        self.words()
+            .filter_map(|word| word.trim_matches('"').split_once('='))
+            .filter(|(k, _)| *k == key)
+            .last()
+            .map(|(_, v)| v.trim_matches('"'))
     }
 }
 
@@ -103,12 +69,19 @@ pub fn change<'a>(cmdline: &'a Cmdline, key: &str, value: &str) -> Option<Option
 }
 
 #[cfg(test)]
+impl Cmdline {
+    fn from(text: &str) -> Cmdline {
+        Cmdline(text.to_string())
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn words_as_the_kernel_splits_them() {
-        let c = Cmdline::parse(
+        let c = Cmdline::from(
             "console=ttyS0 root=/dev/vda  rw A=\"x y\" \"B=1 2\" ip=a:b::: \
              A=last -- /app --x=1\n",
         );
@@ -116,23 +89,17 @@ mod tests {
         assert_eq!(c.value("A"), Some("last"));
         assert_eq!(c.value("B"), Some("1 2"));
         assert_eq!(c.value("ip"), Some("a:b:::"));
-        assert_eq!(c.last_flag(&["ro", "rw"]), Some("rw"));
-        assert_eq!(c.last_flag(&["console"]), None);
-        assert_eq!(
-            Cmdline::parse("ro x rw").last_flag(&["ro", "rw"]),
-            Some("rw")
-        );
-        assert_eq!(Cmdline::parse("rw ro").last_flag(&["ro", "rw"]), Some("ro"));
-        assert_eq!(c.last_flag(&["quiet"]), None);
+        // A bare word has no value.
+        assert_eq!(c.value("rw"), None);
         // After `--`: the app's, not the kernel's.
         assert_eq!(c.value("--x"), None);
-        assert_eq!(Cmdline::parse("").value("x"), None);
-        assert_eq!(Cmdline::parse("E= F").value("E"), Some(""));
+        assert_eq!(Cmdline::from("").value("x"), None);
+        assert_eq!(Cmdline::from("E= F").value("E"), Some(""));
     }
 
     #[test]
     fn a_first_stages_variables_are_dropped_and_kernel_words_kept() {
-        let c = Cmdline::parse("GREETING=hi ENVINIT_GRACE=3s ip=10.0.2.15::10.0.2.2 quiet X=1 X=2");
+        let c = Cmdline::from("GREETING=hi ENVINIT_GRACE=3s ip=10.0.2.15::10.0.2.2 quiet X=1 X=2");
         for (key, value, wanted) in [
             ("HOME", "/", None),
             ("TERM", "linux", None),

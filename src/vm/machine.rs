@@ -91,15 +91,6 @@ const LINKS: &[(&CStr, &CStr)] = &[
     (c"/dev/stderr", c"/proc/self/fd/2"),
 ];
 
-/// /dev (then the console, for any error that follows) and /proc (for the
-/// kernel command line), where they are not mounted yet.
-#[inline(never)]
-pub(super) fn early() -> Result<(), String> {
-    mount_missing(&MOUNTS[0])?;
-    console();
-    mount_missing(&MOUNTS[1])
-}
-
 /// Mounts what is missing, the console, the links, Ctrl-Alt-Del and the
 /// power button as SIGINT, loopback up. `Err` is the one line to print.
 #[inline(never)]
@@ -351,9 +342,4 @@ mod tests {
         assert!(!is_mount_point(c"/no/such/dir"));
     }
 
-    #[test]
-    fn dev_and_proc_come_first() {
-        assert_eq!(MOUNTS[0].target, c"/dev");
-        assert_eq!(MOUNTS[1].target, c"/proc");
-    }
 }

@@ -49,7 +49,6 @@ mod mounts;
 mod names;
 mod net;
 mod netlink;
-mod stage;
 
 use std::ffi::{CStr, OsString};
 use std::path::PathBuf;
@@ -247,25 +246,16 @@ fn machines_init() -> bool {
     }
 }
 
-/// Phase 0 in VM mode: /dev and /proc, the first stage (modules, the root
-/// disk), the rest of the mounts, console, links, Ctrl-Alt-Del and the
-/// power button, loopback; the environment cleaned to the kernel command
-/// line's words; then the image config applied to `args` (the kernel's
-/// argument words) and the environment. `Err` is what to print before
-/// [`end`] (exit code 71, or 78 for a `root=` envinit cannot read).
+/// Phase 0 in VM mode: mounts, console, links, Ctrl-Alt-Del and the power
+/// button, loopback; the environment cleaned to the kernel command line's
+/// words; then the image config applied to `args` (the kernel's argument
+/// words) and the environment. `Err` is what to print before [`end`]
+/// with exit code 71.
 pub fn boot(args: Vec<OsString>) -> Result<Booted, Failure> {
     let os = |message: String| Failure::new(exit::OS_ERROR, message);
-    machine::early().map_err(os)?;
-    let text = std::fs::read("/proc/cmdline").unwrap_or_default();
-    let cmdline = cmdline::Cmdline::parse(&String::from_utf8_lossy(&text));
-    let modules = stage::load_modules().map_err(os)?;
-    if stage::on_initramfs() {
-        if let Some(root) = stage::root_from(&cmdline) {
-            let root = root.map_err(|e| Failure::new(exit::CONFIG, e))?;
-            stage::switch_root(&root, &modules).map_err(os)?;
-        }
-    }
     machine::prepare().map_err(os)?;
+    let text = std::fs::read("/proc/cmdline").unwrap_or_default();
+    let cmdline = cmdline::Cmdline(String::from_utf8_lossy(&text).into_owned());
     clean_environment(&cmdline);
     let mut booted = config::apply_image_config(args).map_err(os)?;
     // A kernel with CONFIG_IP_PNP has /proc/net/pnp.
@@ -281,8 +271,9 @@ pub fn boot(args: Vec<OsString>) -> Result<Booted, Failure> {
 fn clean_environment(cmdline: &cmdline::Cmdline) {
     let mut changes = Vec::new();
     for (key, value) in std::env::vars_os() {
-        let (k, v) = (key.to_string_lossy(), value.to_string_lossy());
-        if let Some(change) = cmdline::change(cmdline, &k, &v) {
+        // A name or value that is not UTF-8 is on no command line.
+        let (k, v) = (key.to_str().unwrap_or("\0"), value.to_str().unwrap_or("\0"));
+        if let Some(change) = cmdline::change(cmdline, k, v) {
             changes.push((key, change));
         }
     }
@@ -416,9 +407,8 @@ fn warn(message: &str) {
 }
 
 /// `ENVINIT_HOSTNAME`, else the image's Hostname, else the
-/// first line of /etc/hostname, else `vm-` and the MAC address of the
-/// first interface (12 hex digits, as Docker's container ids), else
-/// `localhost`.
+/// first line of /etc/hostname, else `vm-` and the MAC address of eth0
+/// (12 hex digits, as Docker's container ids), else `localhost`.
 #[inline(never)]
 fn hostname(settings: &VmSettings, booted: &Booted) -> String {
     settings
@@ -434,7 +424,7 @@ fn hostname(settings: &VmSettings, booted: &Booted) -> String {
                 })
                 .filter(|name| !name.is_empty())
         })
-        .or_else(|| netlink::first_interface().and_then(|name| netlink::mac_hostname(&name)))
+        .or_else(netlink::mac_hostname)
         .unwrap_or_else(|| "localhost".to_string())
 }
 

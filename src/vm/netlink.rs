@@ -277,31 +277,14 @@ pub fn index_of(name: &str) -> Option<u32> {
     (index != 0).then_some(index)
 }
 
-/// The first interface that is not loopback (the lowest index), if any.
+/// A hostname from the MAC address of eth0 (the kernel's name for the
+/// first network device): `vm-` and its 12 hex digits. Docker's are 12 hex
+/// digits of the container's id; a MAC address is what names a machine to
+/// its VMM, and stays across boots; the prefix keeps a name of digits only,
+/// which resolvers take for a number, resolvable.
 #[inline(never)]
-pub fn first_interface() -> Option<String> {
-    let mut name = [0u8; libc::IF_NAMESIZE];
-    (1..256).find_map(|index| {
-        // SAFETY: if_indextoname writes at most IF_NAMESIZE bytes, NUL
-        // included, into the buffer we own.
-        let found = unsafe { libc::if_indextoname(index, name.as_mut_ptr().cast()) };
-        if found.is_null() {
-            return None;
-        }
-        let len = name.iter().position(|b| *b == 0).unwrap_or(0);
-        let name = String::from_utf8_lossy(&name[..len]);
-        (name != "lo").then(|| name.into_owned())
-    })
-}
-
-/// A hostname from the interface's MAC address: `vm-` and its 12 hex
-/// digits (Docker's are 12 hex digits of the container's id; a MAC address
-/// is what names a machine to its VMM, and stays across boots; the prefix
-/// keeps a name of digits only, which resolvers take for a number,
-/// resolvable).
-#[inline(never)]
-pub fn mac_hostname(name: &str) -> Option<String> {
-    let text = std::fs::read(format!("/sys/class/net/{name}/address")).ok()?;
+pub fn mac_hostname() -> Option<String> {
+    let text = std::fs::read("/sys/class/net/eth0/address").ok()?;
     let mut hostname = String::from("vm-");
     hostname.extend(
         text.iter()
@@ -335,6 +318,5 @@ mod tests {
     fn the_loopback_has_its_address() {
         assert_eq!(index_of("lo"), Some(1));
         assert_eq!(index_of("no-such-if"), None);
-        assert_ne!(first_interface().as_deref(), Some("lo"));
     }
 }
