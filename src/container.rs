@@ -589,19 +589,19 @@ mod tests {
         }
 
         fn write(&self, path: &str, text: &str) {
+            self.write_bytes(path, text.as_bytes());
+        }
+
+        fn write_bytes(&self, path: &str, bytes: &[u8]) {
             let path = under(&self.0, path);
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).unwrap();
             }
-            std::fs::write(path, text).unwrap();
+            std::fs::write(path, bytes).unwrap();
         }
 
         fn remove(&self, path: &str) {
             std::fs::remove_file(under(&self.0, path)).unwrap();
-        }
-
-        fn detect(&self) -> Facts {
-            Facts::detect_under(&self.0).unwrap()
         }
 
         fn error(&self) -> Unreadable {
@@ -649,341 +649,696 @@ mod tests {
 
     const V2_CONTROLLERS: &str = "cpuset cpu io memory hugetlb pids rdma misc\n";
 
-    #[test]
-    fn v1_limits() {
-        let root = Root::new(V1_CGROUP, V1_MOUNTS);
-        root.write("/sys/fs/cgroup/memory/memory.limit_in_bytes", V1_NONE);
-        root.write(
-            "/sys/fs/cgroup/memory/app/memory.limit_in_bytes",
-            "268435456\n",
-        );
-        root.write(
-            "/sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_quota_us",
-            "150000\n",
-        );
-        root.write(
-            "/sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_period_us",
-            "100000\n",
-        );
-        root.write("/sys/fs/cgroup/cpuset/app/cpuset.effective_cpus", "0-7\n");
-        let facts = root.detect();
-        assert_eq!(
-            facts,
-            Facts {
-                memory_bytes: 256 * MIB,
-                memory_limited: true,
-                cpus: 2
+    /// What a file of the fake machine holds.
+    #[derive(Clone, Copy)]
+    enum Text {
+        Is(&'static str),
+        Bytes(&'static [u8]),
+        /// Made when the case runs (too large to write out).
+        Made(fn() -> String),
+    }
+
+    impl Text {
+        fn bytes(self) -> Vec<u8> {
+            match self {
+                Text::Is(text) => text.as_bytes().to_vec(),
+                Text::Bytes(bytes) => bytes.to_vec(),
+                Text::Made(make) => make().into_bytes(),
             }
-        );
-        assert_eq!(facts.memory_mib(), 256);
+        }
     }
 
-    #[test]
-    fn v1_cpuset_falls_back_to_cpuset_cpus() {
-        let root = Root::new(V1_CGROUP, V1_MOUNTS);
-        root.write("/sys/fs/cgroup/cpuset/app/cpuset.cpus", "0-3,6\n");
-        assert_eq!(root.detect().cpus, 5);
+    /// What detection gives.
+    enum Want {
+        Facts(Facts),
+        Error {
+            file: &'static str,
+            reason: &'static str,
+        },
     }
 
-    #[test]
-    fn v1_no_limit() {
-        let root = Root::new(V1_CGROUP, V1_MOUNTS);
-        root.write("/sys/fs/cgroup/memory/memory.limit_in_bytes", V1_NONE);
-        root.write("/sys/fs/cgroup/memory/app/memory.limit_in_bytes", V1_NONE);
-        root.write("/sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_quota_us", "-1\n");
-        root.write(
-            "/sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_period_us",
-            "100000\n",
-        );
-        assert_eq!(
-            root.detect(),
-            Facts {
-                memory_bytes: 8 * GIB,
-                memory_limited: false,
-                cpus: 8
-            }
-        );
+    /// One detection: a machine of 8 GiB and CPUs 0-7 (unless a file below
+    /// says otherwise) whose /proc/self/cgroup and mountinfo are `cgroup`
+    /// and `mounts`, with `files` written (`None`: removed), and what
+    /// [`Facts::detect_under`] gives for it.
+    struct Case {
+        name: &'static str,
+        cgroup: Text,
+        mounts: Text,
+        files: &'static [(&'static str, Option<Text>)],
+        want: Want,
     }
 
-    #[test]
-    fn v1_no_limit_on_64k_pages() {
-        // LONG_MAX rounded down to a 64 KiB page.
-        let root = Root::new(V1_CGROUP, V1_MOUNTS);
-        root.write(
-            "/sys/fs/cgroup/memory/app/memory.limit_in_bytes",
-            "9223372036854710272\n",
-        );
-        assert!(!root.detect().memory_limited);
+    const fn facts(memory_bytes: u64, memory_limited: bool, cpus: u64) -> Want {
+        Want::Facts(Facts {
+            memory_bytes,
+            memory_limited,
+            cpus,
+        })
     }
 
-    #[test]
-    fn v2_limits() {
-        let root = Root::new("0::/app\n", V2_MOUNTS);
-        root.write("/sys/fs/cgroup/cgroup.controllers", V2_CONTROLLERS);
-        root.write("/sys/fs/cgroup/cpuset.cpus.effective", "0-7\n");
-        root.write("/sys/fs/cgroup/app/memory.max", "536870912\n");
-        root.write("/sys/fs/cgroup/app/cpu.max", "max 100000\n");
-        root.write("/sys/fs/cgroup/app/cpuset.cpus.effective", "0-3,6\n");
-        assert_eq!(
-            root.detect(),
-            Facts {
-                memory_bytes: 512 * MIB,
-                memory_limited: true,
-                cpus: 5
-            }
-        );
-    }
+    use Text::Is;
 
-    #[test]
-    fn v2_no_limit() {
-        let root = Root::new("0::/app\n", V2_MOUNTS);
-        root.write("/sys/fs/cgroup/cgroup.controllers", V2_CONTROLLERS);
-        root.write("/sys/fs/cgroup/app/memory.max", "max\n");
-        root.write("/sys/fs/cgroup/app/cpu.max", "max 100000\n");
-        assert_eq!(
-            root.detect(),
-            Facts {
-                memory_bytes: 8 * GIB,
-                memory_limited: false,
-                cpus: 8
-            }
-        );
-    }
+    /// Unlimited: the machine's 8 GiB and 8 CPUs.
+    const MACHINE: Want = facts(8 * GIB, false, 8);
 
-    #[test]
-    fn v2_without_the_controllers_is_ignored() {
-        let root = Root::new("0::/app\n", V2_MOUNTS);
-        root.write("/sys/fs/cgroup/cgroup.controllers", "pids\n");
-        root.write("/sys/fs/cgroup/app/memory.max", "536870912\n");
-        root.write("/sys/fs/cgroup/app/cpu.max", "100000 100000\n");
-        assert_eq!(
-            root.detect(),
-            Facts {
-                memory_bytes: 8 * GIB,
-                memory_limited: false,
-                cpus: 8
-            }
-        );
-    }
-
-    #[test]
-    fn hybrid_prefers_v1() {
-        let cgroup = "4:memory:/app\n3:cpuset:/\n1:cpu:/app\n0::/app\n";
-        let root = Root::new(cgroup, HYBRID_MOUNTS);
-        root.write("/sys/fs/cgroup/unified/cgroup.controllers", "hugetlb\n");
-        // v2 files that must not be read: v2 has no memory controller here.
-        root.write("/sys/fs/cgroup/unified/app/memory.max", "1048576\n");
-        root.write("/sys/fs/cgroup/unified/app/cpu.max", "100000 100000\n");
-        root.write(
-            "/sys/fs/cgroup/memory/app/memory.limit_in_bytes",
-            "268435456\n",
-        );
-        root.write("/sys/fs/cgroup/cpu/app/cpu.cfs_quota_us", "300000\n");
-        root.write("/sys/fs/cgroup/cpu/app/cpu.cfs_period_us", "100000\n");
-        root.write("/sys/fs/cgroup/cpuset/cpuset.effective_cpus", "0-1\n");
-        assert_eq!(
-            root.detect(),
-            Facts {
-                memory_bytes: 256 * MIB,
-                memory_limited: true,
-                cpus: 2
-            }
-        );
-    }
-
-    #[test]
-    fn hybrid_uses_v2_for_what_v1_lacks() {
-        // v1 cpu only; memory is a v2 controller.
-        let cgroup = "1:cpu:/app\n0::/app\n";
-        let mounts = "\
+    const CASES: &[Case] = &[
+        Case {
+            name: "v1 limits",
+            cgroup: Is(V1_CGROUP),
+            mounts: Is(V1_MOUNTS),
+            files: &[
+                (
+                    "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                    Some(Is(V1_NONE)),
+                ),
+                (
+                    "/sys/fs/cgroup/memory/app/memory.limit_in_bytes",
+                    Some(Is("268435456\n")),
+                ),
+                (
+                    "/sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_quota_us",
+                    Some(Is("150000\n")),
+                ),
+                (
+                    "/sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_period_us",
+                    Some(Is("100000\n")),
+                ),
+                (
+                    "/sys/fs/cgroup/cpuset/app/cpuset.effective_cpus",
+                    Some(Is("0-7\n")),
+                ),
+            ],
+            want: facts(256 * MIB, true, 2),
+        },
+        Case {
+            name: "v1 cpuset falls back to cpuset.cpus",
+            cgroup: Is(V1_CGROUP),
+            mounts: Is(V1_MOUNTS),
+            files: &[("/sys/fs/cgroup/cpuset/app/cpuset.cpus", Some(Is("0-3,6\n")))],
+            want: facts(8 * GIB, false, 5),
+        },
+        Case {
+            name: "v1 no limit",
+            cgroup: Is(V1_CGROUP),
+            mounts: Is(V1_MOUNTS),
+            files: &[
+                (
+                    "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                    Some(Is(V1_NONE)),
+                ),
+                (
+                    "/sys/fs/cgroup/memory/app/memory.limit_in_bytes",
+                    Some(Is(V1_NONE)),
+                ),
+                (
+                    "/sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_quota_us",
+                    Some(Is("-1\n")),
+                ),
+                (
+                    "/sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_period_us",
+                    Some(Is("100000\n")),
+                ),
+            ],
+            want: MACHINE,
+        },
+        Case {
+            // LONG_MAX rounded down to a 64 KiB page.
+            name: "v1 no limit on 64k pages",
+            cgroup: Is(V1_CGROUP),
+            mounts: Is(V1_MOUNTS),
+            files: &[(
+                "/sys/fs/cgroup/memory/app/memory.limit_in_bytes",
+                Some(Is("9223372036854710272\n")),
+            )],
+            want: MACHINE,
+        },
+        Case {
+            name: "v2 limits",
+            cgroup: Is("0::/app\n"),
+            mounts: Is(V2_MOUNTS),
+            files: &[
+                (
+                    "/sys/fs/cgroup/cgroup.controllers",
+                    Some(Is(V2_CONTROLLERS)),
+                ),
+                ("/sys/fs/cgroup/cpuset.cpus.effective", Some(Is("0-7\n"))),
+                ("/sys/fs/cgroup/app/memory.max", Some(Is("536870912\n"))),
+                ("/sys/fs/cgroup/app/cpu.max", Some(Is("max 100000\n"))),
+                (
+                    "/sys/fs/cgroup/app/cpuset.cpus.effective",
+                    Some(Is("0-3,6\n")),
+                ),
+            ],
+            want: facts(512 * MIB, true, 5),
+        },
+        Case {
+            name: "v2 no limit",
+            cgroup: Is("0::/app\n"),
+            mounts: Is(V2_MOUNTS),
+            files: &[
+                (
+                    "/sys/fs/cgroup/cgroup.controllers",
+                    Some(Is(V2_CONTROLLERS)),
+                ),
+                ("/sys/fs/cgroup/app/memory.max", Some(Is("max\n"))),
+                ("/sys/fs/cgroup/app/cpu.max", Some(Is("max 100000\n"))),
+            ],
+            want: MACHINE,
+        },
+        Case {
+            name: "v2 without the controllers is ignored",
+            cgroup: Is("0::/app\n"),
+            mounts: Is(V2_MOUNTS),
+            files: &[
+                ("/sys/fs/cgroup/cgroup.controllers", Some(Is("pids\n"))),
+                ("/sys/fs/cgroup/app/memory.max", Some(Is("536870912\n"))),
+                ("/sys/fs/cgroup/app/cpu.max", Some(Is("100000 100000\n"))),
+            ],
+            want: MACHINE,
+        },
+        Case {
+            name: "hybrid prefers v1",
+            cgroup: Is("4:memory:/app\n3:cpuset:/\n1:cpu:/app\n0::/app\n"),
+            mounts: Is(HYBRID_MOUNTS),
+            files: &[
+                (
+                    "/sys/fs/cgroup/unified/cgroup.controllers",
+                    Some(Is("hugetlb\n")),
+                ),
+                // v2 files that must not be read: v2 has no memory controller here.
+                (
+                    "/sys/fs/cgroup/unified/app/memory.max",
+                    Some(Is("1048576\n")),
+                ),
+                (
+                    "/sys/fs/cgroup/unified/app/cpu.max",
+                    Some(Is("100000 100000\n")),
+                ),
+                (
+                    "/sys/fs/cgroup/memory/app/memory.limit_in_bytes",
+                    Some(Is("268435456\n")),
+                ),
+                (
+                    "/sys/fs/cgroup/cpu/app/cpu.cfs_quota_us",
+                    Some(Is("300000\n")),
+                ),
+                (
+                    "/sys/fs/cgroup/cpu/app/cpu.cfs_period_us",
+                    Some(Is("100000\n")),
+                ),
+                (
+                    "/sys/fs/cgroup/cpuset/cpuset.effective_cpus",
+                    Some(Is("0-1\n")),
+                ),
+            ],
+            want: facts(256 * MIB, true, 2),
+        },
+        Case {
+            // v1 cpu only; memory is a v2 controller.
+            name: "hybrid uses v2 for what v1 lacks",
+            cgroup: Is("1:cpu:/app\n0::/app\n"),
+            mounts: Is("\
 32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
-";
-        let root = Root::new(cgroup, mounts);
-        root.write("/sys/fs/cgroup/unified/cgroup.controllers", "memory\n");
-        root.write("/sys/fs/cgroup/unified/app/memory.max", "1073741824\n");
-        root.write("/sys/fs/cgroup/unified/app/cpu.max", "100000 100000\n");
-        root.write("/sys/fs/cgroup/cpu/app/cpu.cfs_quota_us", "-1\n");
-        root.write("/sys/fs/cgroup/cpu/app/cpu.cfs_period_us", "100000\n");
-        assert_eq!(
-            root.detect(),
-            Facts {
-                memory_bytes: GIB,
-                memory_limited: true,
-                cpus: 8
-            }
-        );
-    }
-
-    #[test]
-    fn nested_path_takes_the_smallest_limit_on_the_way_up() {
-        let root = Root::new("0::/a/b/c\n", V2_MOUNTS);
-        root.write("/sys/fs/cgroup/cgroup.controllers", V2_CONTROLLERS);
-        root.write("/sys/fs/cgroup/a/memory.max", "134217728\n");
-        root.write("/sys/fs/cgroup/a/cpu.max", "max 100000\n");
-        root.write("/sys/fs/cgroup/a/b/memory.max", "max\n");
-        root.write("/sys/fs/cgroup/a/b/cpu.max", "250000 100000\n");
-        root.write("/sys/fs/cgroup/a/b/c/memory.max", "268435456\n");
-        root.write("/sys/fs/cgroup/a/b/c/cpu.max", "max 100000\n");
-        assert_eq!(
-            root.detect(),
-            Facts {
-                memory_bytes: 128 * MIB,
-                memory_limited: true,
-                cpus: 3
-            }
-        );
-    }
-
-    #[test]
-    fn v1_nested_path() {
-        let cgroup = "4:memory:/kubepods/pod1/ctr\n";
-        let root = Root::new(cgroup, V1_MOUNTS);
-        root.write("/sys/fs/cgroup/memory/memory.limit_in_bytes", V1_NONE);
-        root.write(
-            "/sys/fs/cgroup/memory/kubepods/pod1/memory.limit_in_bytes",
-            "104857600\n",
-        );
-        root.write(
-            "/sys/fs/cgroup/memory/kubepods/pod1/ctr/memory.limit_in_bytes",
-            V1_NONE,
-        );
-        let facts = root.detect();
-        assert_eq!(facts.memory_mib(), 100);
-        assert!(facts.memory_limited);
-    }
-
-    #[test]
-    fn limit_above_the_machine_is_capped() {
-        let root = Root::new("0::/app\n", V2_MOUNTS);
-        root.write("/sys/fs/cgroup/cgroup.controllers", V2_CONTROLLERS);
-        root.write("/sys/fs/cgroup/app/memory.max", "107374182400\n");
-        let facts = root.detect();
-        assert_eq!(facts.memory_bytes, 8 * GIB);
-        assert!(facts.memory_limited);
-    }
-
-    #[test]
-    fn cgroup_namespace_root() {
-        // Inside a container with a cgroup namespace: everything is "/".
-        let mounts = "\
-700 690 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec,relatime - cgroup2 cgroup rw,nsdelegate
-";
-        let root = Root::new("0::/\n", mounts);
-        root.write(
-            "/sys/fs/cgroup/cgroup.controllers",
-            "cpuset cpu memory pids\n",
-        );
-        root.write("/sys/fs/cgroup/memory.max", "268435456\n");
-        root.write("/sys/fs/cgroup/cpu.max", "150000 100000\n");
-        root.write("/sys/fs/cgroup/cpuset.cpus.effective", "0-7\n");
-        assert_eq!(
-            root.detect(),
-            Facts {
-                memory_bytes: 256 * MIB,
-                memory_limited: true,
-                cpus: 2
-            }
-        );
-    }
-
-    #[test]
-    fn v1_cgroup_namespace_root() {
-        let cgroup = "11:memory:/\n3:cpu,cpuacct:/\n";
-        let root = Root::new(cgroup, V1_MOUNTS);
-        root.write("/sys/fs/cgroup/memory/memory.limit_in_bytes", "268435456\n");
-        root.write("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "50000\n");
-        root.write("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000\n");
-        assert_eq!(
-            root.detect(),
-            Facts {
-                memory_bytes: 256 * MIB,
-                memory_limited: true,
-                cpus: 1
-            }
-        );
-    }
-
-    #[test]
-    fn mount_root_is_a_prefix_of_the_path() {
-        // Docker without a cgroup namespace: the container's own cgroup is
-        // bind-mounted, and /proc/self/cgroup shows the host's path.
-        let cgroup = "4:memory:/docker/abc/worker\n";
-        let mounts = "\
-35 31 0:32 /docker/abc /sys/fs/cgroup/memory ro,relatime - cgroup cgroup rw,memory
-";
-        let root = Root::new(cgroup, mounts);
-        root.write("/sys/fs/cgroup/memory/memory.limit_in_bytes", "268435456\n");
-        root.write(
-            "/sys/fs/cgroup/memory/worker/memory.limit_in_bytes",
-            "536870912\n",
-        );
-        assert_eq!(root.detect().memory_mib(), 256);
-    }
-
-    #[test]
-    fn longest_matching_mount_root_wins() {
-        let cgroup = "4:memory:/docker/abc\n";
-        let mounts = "\
+"),
+            files: &[
+                (
+                    "/sys/fs/cgroup/unified/cgroup.controllers",
+                    Some(Is("memory\n")),
+                ),
+                (
+                    "/sys/fs/cgroup/unified/app/memory.max",
+                    Some(Is("1073741824\n")),
+                ),
+                (
+                    "/sys/fs/cgroup/unified/app/cpu.max",
+                    Some(Is("100000 100000\n")),
+                ),
+                ("/sys/fs/cgroup/cpu/app/cpu.cfs_quota_us", Some(Is("-1\n"))),
+                (
+                    "/sys/fs/cgroup/cpu/app/cpu.cfs_period_us",
+                    Some(Is("100000\n")),
+                ),
+            ],
+            want: facts(GIB, true, 8),
+        },
+        Case {
+            name: "a nested path takes the smallest limit on the way up",
+            cgroup: Is("0::/a/b/c\n"),
+            mounts: Is(V2_MOUNTS),
+            files: &[
+                (
+                    "/sys/fs/cgroup/cgroup.controllers",
+                    Some(Is(V2_CONTROLLERS)),
+                ),
+                ("/sys/fs/cgroup/a/memory.max", Some(Is("134217728\n"))),
+                ("/sys/fs/cgroup/a/cpu.max", Some(Is("max 100000\n"))),
+                ("/sys/fs/cgroup/a/b/memory.max", Some(Is("max\n"))),
+                ("/sys/fs/cgroup/a/b/cpu.max", Some(Is("250000 100000\n"))),
+                ("/sys/fs/cgroup/a/b/c/memory.max", Some(Is("268435456\n"))),
+                ("/sys/fs/cgroup/a/b/c/cpu.max", Some(Is("max 100000\n"))),
+            ],
+            want: facts(128 * MIB, true, 3),
+        },
+        Case {
+            name: "v1 nested path",
+            cgroup: Is("4:memory:/kubepods/pod1/ctr\n"),
+            mounts: Is(V1_MOUNTS),
+            files: &[
+                (
+                    "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                    Some(Is(V1_NONE)),
+                ),
+                (
+                    "/sys/fs/cgroup/memory/kubepods/pod1/memory.limit_in_bytes",
+                    Some(Is("104857600\n")),
+                ),
+                (
+                    "/sys/fs/cgroup/memory/kubepods/pod1/ctr/memory.limit_in_bytes",
+                    Some(Is(V1_NONE)),
+                ),
+            ],
+            want: facts(100 * MIB, true, 8),
+        },
+        Case {
+            name: "a limit above the machine is capped",
+            cgroup: Is("0::/app\n"),
+            mounts: Is(V2_MOUNTS),
+            files: &[
+                (
+                    "/sys/fs/cgroup/cgroup.controllers",
+                    Some(Is(V2_CONTROLLERS)),
+                ),
+                ("/sys/fs/cgroup/app/memory.max", Some(Is("107374182400\n"))),
+            ],
+            want: facts(8 * GIB, true, 8),
+        },
+        Case {
+            // Inside a container with a cgroup namespace: everything is "/".
+            name: "cgroup namespace root",
+            cgroup: Is("0::/\n"),
+            mounts: Is(
+                "700 690 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec,relatime - cgroup2 cgroup rw,nsdelegate\n",
+            ),
+            files: &[
+                (
+                    "/sys/fs/cgroup/cgroup.controllers",
+                    Some(Is("cpuset cpu memory pids\n")),
+                ),
+                ("/sys/fs/cgroup/memory.max", Some(Is("268435456\n"))),
+                ("/sys/fs/cgroup/cpu.max", Some(Is("150000 100000\n"))),
+                ("/sys/fs/cgroup/cpuset.cpus.effective", Some(Is("0-7\n"))),
+            ],
+            want: facts(256 * MIB, true, 2),
+        },
+        Case {
+            name: "v1 cgroup namespace root",
+            cgroup: Is("11:memory:/\n3:cpu,cpuacct:/\n"),
+            mounts: Is(V1_MOUNTS),
+            files: &[
+                (
+                    "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                    Some(Is("268435456\n")),
+                ),
+                (
+                    "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us",
+                    Some(Is("50000\n")),
+                ),
+                (
+                    "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us",
+                    Some(Is("100000\n")),
+                ),
+            ],
+            want: facts(256 * MIB, true, 1),
+        },
+        Case {
+            // Docker without a cgroup namespace: the container's own cgroup
+            // is bind-mounted, and /proc/self/cgroup shows the host's path.
+            name: "the mount root is a prefix of the path",
+            cgroup: Is("4:memory:/docker/abc/worker\n"),
+            mounts: Is(
+                "35 31 0:32 /docker/abc /sys/fs/cgroup/memory ro,relatime - cgroup cgroup rw,memory\n",
+            ),
+            files: &[
+                (
+                    "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                    Some(Is("268435456\n")),
+                ),
+                (
+                    "/sys/fs/cgroup/memory/worker/memory.limit_in_bytes",
+                    Some(Is("536870912\n")),
+                ),
+            ],
+            want: facts(256 * MIB, true, 8),
+        },
+        Case {
+            name: "the longest matching mount root wins",
+            cgroup: Is("4:memory:/docker/abc\n"),
+            mounts: Is("\
 35 31 0:32 / /host/memory rw - cgroup cgroup rw,memory
 36 31 0:32 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
 37 31 0:32 /other /elsewhere rw - cgroup cgroup rw,memory
-";
-        let root = Root::new(cgroup, mounts);
-        root.write("/host/memory/docker/abc/memory.limit_in_bytes", "1048576\n");
-        root.write("/sys/fs/cgroup/memory/memory.limit_in_bytes", "268435456\n");
-        // The walk stops at the chosen mount point.
-        root.write("/sys/fs/cgroup/memory.limit_in_bytes", "1048576\n");
-        assert_eq!(root.detect().memory_mib(), 256);
+"),
+            files: &[
+                (
+                    "/host/memory/docker/abc/memory.limit_in_bytes",
+                    Some(Is("1048576\n")),
+                ),
+                (
+                    "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                    Some(Is("268435456\n")),
+                ),
+                // The walk stops at the chosen mount point.
+                (
+                    "/sys/fs/cgroup/memory.limit_in_bytes",
+                    Some(Is("1048576\n")),
+                ),
+            ],
+            want: facts(256 * MIB, true, 8),
+        },
+        Case {
+            // The mount root is "/" but the path is the host's: keep the
+            // tail that exists, else the mount point.
+            name: "a path from another namespace falls back to the mount point",
+            cgroup: Is("0::/system.slice/docker-abc.scope\n"),
+            mounts: Is("700 690 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"),
+            files: &[
+                ("/sys/fs/cgroup/cgroup.controllers", Some(Is("memory\n"))),
+                ("/sys/fs/cgroup/memory.max", Some(Is("268435456\n"))),
+            ],
+            want: facts(256 * MIB, true, 8),
+        },
+        Case {
+            name: "a path from another namespace takes the tail that exists",
+            cgroup: Is("0::/system.slice/docker-abc.scope\n"),
+            mounts: Is("700 690 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"),
+            files: &[
+                ("/sys/fs/cgroup/cgroup.controllers", Some(Is("memory\n"))),
+                ("/sys/fs/cgroup/memory.max", Some(Is("268435456\n"))),
+                (
+                    "/sys/fs/cgroup/docker-abc.scope/memory.max",
+                    Some(Is("134217728\n")),
+                ),
+            ],
+            want: facts(128 * MIB, true, 8),
+        },
+        Case {
+            name: "a mount root that is not a prefix uses the mount point",
+            cgroup: Is("4:memory:/elsewhere\n"),
+            mounts: Is(
+                "35 31 0:32 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n",
+            ),
+            files: &[(
+                "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                Some(Is("268435456\n")),
+            )],
+            want: facts(256 * MIB, true, 8),
+        },
+        Case {
+            name: "a path above the namespace root uses the mount point",
+            cgroup: Is("0::/../../other/x\n"),
+            mounts: Is("700 690 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"),
+            files: &[
+                ("/sys/fs/cgroup/cgroup.controllers", Some(Is("memory\n"))),
+                ("/sys/fs/cgroup/memory.max", Some(Is("268435456\n"))),
+                ("/sys/fs/cgroup/x/memory.max", Some(Is("1048576\n"))),
+            ],
+            want: facts(256 * MIB, true, 8),
+        },
+        Case {
+            name: "an escaped mount point",
+            cgroup: Is("0::/app\n"),
+            mounts: Is("30 23 0:26 / /cg\\040roups rw - cgroup2 cgroup2 rw\n"),
+            files: &[
+                ("/cg roups/cgroup.controllers", Some(Is("memory\n"))),
+                ("/cg roups/app/memory.max", Some(Is("268435456\n"))),
+            ],
+            want: facts(256 * MIB, true, 8),
+        },
+        Case {
+            name: "a quota rounds up",
+            cgroup: Is("0::/app\n"),
+            mounts: Is(V2_MOUNTS),
+            files: &[
+                (
+                    "/sys/fs/cgroup/cgroup.controllers",
+                    Some(Is(V2_CONTROLLERS)),
+                ),
+                ("/sys/fs/cgroup/app/cpu.max", Some(Is("150000 100000\n"))),
+            ],
+            want: facts(8 * GIB, false, 2),
+        },
+        Case {
+            name: "a quota below one CPU gives one",
+            cgroup: Is("0::/app\n"),
+            mounts: Is(V2_MOUNTS),
+            files: &[
+                (
+                    "/sys/fs/cgroup/cgroup.controllers",
+                    Some(Is(V2_CONTROLLERS)),
+                ),
+                ("/sys/fs/cgroup/app/cpu.max", Some(Is("10000 100000\n"))),
+            ],
+            want: facts(8 * GIB, false, 1),
+        },
+        Case {
+            name: "online CPUs are the ceiling",
+            cgroup: Is("0::/app\n"),
+            mounts: Is(V2_MOUNTS),
+            files: &[
+                ("/sys/devices/system/cpu/online", Some(Is("0-1\n"))),
+                (
+                    "/sys/fs/cgroup/cgroup.controllers",
+                    Some(Is(V2_CONTROLLERS)),
+                ),
+                ("/sys/fs/cgroup/app/cpu.max", Some(Is("800000 100000\n"))),
+                (
+                    "/sys/fs/cgroup/app/cpuset.cpus.effective",
+                    Some(Is("0-3\n")),
+                ),
+            ],
+            want: facts(8 * GIB, false, 2),
+        },
+        Case {
+            name: "malformed v2 files fall back to the machine",
+            cgroup: Is("0::/app\n"),
+            mounts: Is(V2_MOUNTS),
+            files: &[
+                (
+                    "/sys/fs/cgroup/cgroup.controllers",
+                    Some(Is(V2_CONTROLLERS)),
+                ),
+                ("/sys/fs/cgroup/app/memory.max", Some(Is("lots\n"))),
+                ("/sys/fs/cgroup/app/cpu.max", Some(Is("some 100000\n"))),
+                (
+                    "/sys/fs/cgroup/app/cpuset.cpus.effective",
+                    Some(Is("x-y\n")),
+                ),
+            ],
+            want: MACHINE,
+        },
+        Case {
+            name: "malformed v1 files fall back to the machine",
+            cgroup: Is(V1_CGROUP),
+            mounts: Is(V1_MOUNTS),
+            files: &[
+                (
+                    "/sys/fs/cgroup/memory/app/memory.limit_in_bytes",
+                    Some(Is("-1\n")),
+                ),
+                (
+                    "/sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_quota_us",
+                    Some(Is("150000\n")),
+                ),
+                (
+                    "/sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_period_us",
+                    Some(Is("\n")),
+                ),
+                (
+                    "/sys/fs/cgroup/cpuset/app/cpuset.effective_cpus",
+                    Some(Is("\n")),
+                ),
+            ],
+            want: MACHINE,
+        },
+        Case {
+            name: "malformed /proc files fall back to the machine",
+            cgroup: Is(GARBAGE),
+            mounts: Is(GARBAGE),
+            files: &[],
+            want: MACHINE,
+        },
+        Case {
+            name: "a mountinfo that is not UTF-8 falls back to the machine",
+            cgroup: Is(GARBAGE),
+            mounts: Text::Bytes(&[0xff, 0xfe, b'\n']),
+            files: &[],
+            want: MACHINE,
+        },
+        Case {
+            name: "an unreadable /proc/meminfo is an error naming it",
+            cgroup: Is(""),
+            mounts: Is(""),
+            files: &[("/proc/meminfo", None)],
+            want: Want::Error {
+                file: "/proc/meminfo",
+                reason: "No such file or directory",
+            },
+        },
+        Case {
+            name: "an unreadable CPU list is an error naming it",
+            cgroup: Is(""),
+            mounts: Is(""),
+            files: &[
+                ("/proc/meminfo", Some(Is("MemTotal: 1024 kB\n"))),
+                ("/sys/devices/system/cpu/online", None),
+            ],
+            want: Want::Error {
+                file: "/sys/devices/system/cpu/online",
+                reason: "No such file or directory",
+            },
+        },
+        Case {
+            // Without the cgroup files the machine's figures remain.
+            name: "without the cgroup files the machine's figures remain",
+            cgroup: Is(""),
+            mounts: Is(""),
+            files: &[
+                ("/proc/meminfo", Some(Is("MemTotal: 1024 kB\n"))),
+                ("/sys/devices/system/cpu/online", Some(Is("0-1\n"))),
+                ("/proc/self/cgroup", None),
+                ("/proc/self/mountinfo", None),
+            ],
+            want: facts(1 << 20, false, 2),
+        },
+        Case {
+            name: "a MemTotal that is not a number is an error",
+            cgroup: Is("0::/app\n"),
+            mounts: Is(V2_MOUNTS),
+            files: &[("/proc/meminfo", Some(Is("MemTotal: many kB\n")))],
+            want: Want::Error {
+                file: "/proc/meminfo",
+                reason: "its MemTotal line is not a number of kB",
+            },
+        },
+        Case {
+            name: "no MemTotal line is an error",
+            cgroup: Is("0::/app\n"),
+            mounts: Is(V2_MOUNTS),
+            files: &[("/proc/meminfo", Some(Is("MemFree: 1 kB\n")))],
+            want: Want::Error {
+                file: "/proc/meminfo",
+                reason: "it has no MemTotal line",
+            },
+        },
+        Case {
+            name: "a malformed CPU list is an error",
+            cgroup: Is("0::/app\n"),
+            mounts: Is(V2_MOUNTS),
+            files: &[
+                ("/proc/meminfo", Some(Is("MemTotal: 1024 kB\n"))),
+                ("/sys/devices/system/cpu/online", Some(Is("zero\n"))),
+            ],
+            want: Want::Error {
+                file: "/sys/devices/system/cpu/online",
+                reason: "it is not a CPU list such as 0-3",
+            },
+        },
+        Case {
+            name: "an oversized value file is ignored",
+            cgroup: Is("0::/app\n"),
+            mounts: Is(V2_MOUNTS),
+            files: &[
+                (
+                    "/sys/fs/cgroup/cgroup.controllers",
+                    Some(Is(V2_CONTROLLERS)),
+                ),
+                (
+                    "/sys/fs/cgroup/app/memory.max",
+                    Some(Text::Made(|| {
+                        format!("{}1048576\n", " ".repeat(VALUE_CAP as usize))
+                    })),
+                ),
+            ],
+            want: MACHINE,
+        },
+        Case {
+            // A busy host: the cgroup mount comes after 1 MiB of other mounts.
+            name: "mountinfo is read only up to its cap",
+            cgroup: Is("0::/app\n"),
+            mounts: Text::Made(|| {
+                let filler = "99 1 0:99 / /mnt/x rw - tmpfs tmpfs rw\n";
+                let mut mounts = filler.repeat(MOUNTINFO_CAP as usize / filler.len() + 1);
+                mounts.push_str("30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
+                mounts
+            }),
+            files: &[
+                (
+                    "/sys/fs/cgroup/cgroup.controllers",
+                    Some(Is(V2_CONTROLLERS)),
+                ),
+                ("/sys/fs/cgroup/app/memory.max", Some(Is("268435456\n"))),
+            ],
+            want: MACHINE,
+        },
+        Case {
+            name: "a last line without a newline counts",
+            cgroup: Is("0::/app"),
+            mounts: Is("30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw"),
+            files: &[
+                ("/sys/fs/cgroup/cgroup.controllers", Some(Is("memory"))),
+                ("/sys/fs/cgroup/app/memory.max", Some(Is("268435456"))),
+            ],
+            want: facts(256 * MIB, true, 8),
+        },
+    ];
+
+    /// Lines that are no cgroup or mount line at all.
+    const GARBAGE: &str = "\0\u{1}:::\nnot a mount line\n1 2 3\n- - -\n\\\\\\777\n";
+
+    /// Every case of [`CASES`]; a failure names each case that failed.
+    #[test]
+    fn detection_cases() {
+        let mut failed = Vec::new();
+        for case in CASES {
+            let root = Root::new("", "");
+            root.write_bytes("/proc/self/cgroup", &case.cgroup.bytes());
+            root.write_bytes("/proc/self/mountinfo", &case.mounts.bytes());
+            for (path, text) in case.files {
+                match text {
+                    Some(text) => root.write_bytes(path, &text.bytes()),
+                    None => root.remove(path),
+                }
+            }
+            let got = Facts::detect_under(&root.0);
+            let ok = match (&case.want, &got) {
+                (Want::Facts(want), Ok(got)) => want == got,
+                (Want::Error { file, reason }, Err(got)) => {
+                    got.file == *file && got.reason == *reason
+                }
+                _ => false,
+            };
+            if !ok {
+                let want = match &case.want {
+                    Want::Facts(facts) => format!("{facts:?}"),
+                    Want::Error { file, reason } => format!("{file}: {reason}"),
+                };
+                failed.push(format!("{}: want {want}, got {got:?}", case.name));
+            }
+        }
+        assert!(failed.is_empty(), "{}", failed.join("\n"));
     }
 
+    /// The message of an unreadable file names it and says what to check.
     #[test]
-    fn path_from_another_namespace_falls_back_to_what_exists() {
-        // The mount root is "/" but the path is the host's: keep the tail that
-        // exists, else the mount point.
-        let cgroup = "0::/system.slice/docker-abc.scope\n";
-        let mounts = "\
-700 690 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
-";
-        let root = Root::new(cgroup, mounts);
-        root.write("/sys/fs/cgroup/cgroup.controllers", "memory\n");
-        root.write("/sys/fs/cgroup/memory.max", "268435456\n");
-        assert_eq!(root.detect().memory_mib(), 256);
-
-        root.write("/sys/fs/cgroup/docker-abc.scope/memory.max", "134217728\n");
-        assert_eq!(root.detect().memory_mib(), 128);
-    }
-
-    #[test]
-    fn mount_root_not_a_prefix_uses_the_mount_point() {
-        let cgroup = "4:memory:/elsewhere\n";
-        let mounts = "\
-35 31 0:32 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
-";
-        let root = Root::new(cgroup, mounts);
-        root.write("/sys/fs/cgroup/memory/memory.limit_in_bytes", "268435456\n");
-        assert_eq!(root.detect().memory_mib(), 256);
-    }
-
-    #[test]
-    fn path_above_the_namespace_root_uses_the_mount_point() {
-        let cgroup = "0::/../../other/x\n";
-        let mounts = "700 690 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
-        let root = Root::new(cgroup, mounts);
-        root.write("/sys/fs/cgroup/cgroup.controllers", "memory\n");
-        root.write("/sys/fs/cgroup/memory.max", "268435456\n");
-        root.write("/sys/fs/cgroup/x/memory.max", "1048576\n");
-        assert_eq!(root.detect().memory_mib(), 256);
-    }
-
-    #[test]
-    fn escaped_mount_point() {
-        let cgroup = "0::/app\n";
-        let mounts = "30 23 0:26 / /cg\\040roups rw - cgroup2 cgroup2 rw\n";
-        let root = Root::new(cgroup, mounts);
-        root.write("/cg roups/cgroup.controllers", "memory\n");
-        root.write("/cg roups/app/memory.max", "268435456\n");
-        assert_eq!(root.detect().memory_mib(), 256);
+    fn unreadable_says_the_file_the_reason_and_what_to_check() {
+        let root = Root::new("", "");
+        root.remove("/proc/meminfo");
+        assert_eq!(
+            root.error().to_string(),
+            "cannot read /proc/meminfo: No such file or directory (are /proc and /sys mounted?)"
+        );
     }
 
     #[test]
@@ -999,19 +1354,6 @@ mod tests {
         assert_eq!(parse_v2_cpu_max("max 100000\n"), None);
         assert_eq!(parse_v2_cpu_max("200000\n"), Some(2));
         assert_eq!(parse_v2_cpu_max(""), None);
-
-        let root = Root::new("0::/app\n", V2_MOUNTS);
-        root.write("/sys/fs/cgroup/cgroup.controllers", V2_CONTROLLERS);
-        root.write("/sys/fs/cgroup/app/cpu.max", "150000 100000\n");
-        assert_eq!(root.detect().cpus, 2);
-    }
-
-    #[test]
-    fn quota_below_one_cpu_gives_one() {
-        let root = Root::new("0::/app\n", V2_MOUNTS);
-        root.write("/sys/fs/cgroup/cgroup.controllers", V2_CONTROLLERS);
-        root.write("/sys/fs/cgroup/app/cpu.max", "10000 100000\n");
-        assert_eq!(root.detect().cpus, 1);
     }
 
     #[test]
@@ -1026,141 +1368,6 @@ mod tests {
         assert_eq!(cpu_list_len("a"), None);
         assert_eq!(cpu_list_len("0,,1"), None);
         assert_eq!(cpu_list_len("0-18446744073709551615"), None);
-    }
-
-    #[test]
-    fn online_cpus_are_the_ceiling() {
-        let root = Root::new("0::/app\n", V2_MOUNTS);
-        root.write("/sys/devices/system/cpu/online", "0-1\n");
-        root.write("/sys/fs/cgroup/cgroup.controllers", V2_CONTROLLERS);
-        root.write("/sys/fs/cgroup/app/cpu.max", "800000 100000\n");
-        root.write("/sys/fs/cgroup/app/cpuset.cpus.effective", "0-3\n");
-        assert_eq!(root.detect().cpus, 2);
-    }
-
-    #[test]
-    fn malformed_cgroup_files_fall_back_to_the_machine() {
-        let root = Root::new("0::/app\n", V2_MOUNTS);
-        root.write("/sys/fs/cgroup/cgroup.controllers", V2_CONTROLLERS);
-        root.write("/sys/fs/cgroup/app/memory.max", "lots\n");
-        root.write("/sys/fs/cgroup/app/cpu.max", "some 100000\n");
-        root.write("/sys/fs/cgroup/app/cpuset.cpus.effective", "x-y\n");
-        assert_eq!(
-            root.detect(),
-            Facts {
-                memory_bytes: 8 * GIB,
-                memory_limited: false,
-                cpus: 8
-            }
-        );
-
-        let root = Root::new(V1_CGROUP, V1_MOUNTS);
-        root.write("/sys/fs/cgroup/memory/app/memory.limit_in_bytes", "-1\n");
-        root.write(
-            "/sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_quota_us",
-            "150000\n",
-        );
-        root.write("/sys/fs/cgroup/cpu,cpuacct/app/cpu.cfs_period_us", "\n");
-        root.write("/sys/fs/cgroup/cpuset/app/cpuset.effective_cpus", "\n");
-        assert_eq!(
-            root.detect(),
-            Facts {
-                memory_bytes: 8 * GIB,
-                memory_limited: false,
-                cpus: 8
-            }
-        );
-    }
-
-    #[test]
-    fn malformed_proc_files_fall_back_to_the_machine() {
-        let garbage = "\0\u{1}:::\nnot a mount line\n1 2 3\n- - -\n\\\\\\777\n";
-        let root = Root::new(garbage, garbage);
-        assert_eq!(
-            root.detect(),
-            Facts {
-                memory_bytes: 8 * GIB,
-                memory_limited: false,
-                cpus: 8
-            }
-        );
-        std::fs::write(under(&root.0, "/proc/self/mountinfo"), [0xff, 0xfe, b'\n']).unwrap();
-        assert_eq!(root.detect().cpus, 8);
-    }
-
-    #[test]
-    fn unreadable_machine_files_are_errors_naming_the_file() {
-        let root = Root::new("", "");
-        root.remove("/proc/meminfo");
-        let err = root.error();
-        assert_eq!(err.file, "/proc/meminfo");
-        assert_eq!(err.reason, "No such file or directory");
-        assert_eq!(
-            err.to_string(),
-            "cannot read /proc/meminfo: No such file or directory (are /proc and /sys mounted?)"
-        );
-        root.write("/proc/meminfo", "MemTotal: 1024 kB\n");
-        root.remove("/sys/devices/system/cpu/online");
-        assert_eq!(root.error().file, "/sys/devices/system/cpu/online");
-        // Without the cgroup files the machine's figures remain.
-        root.write("/sys/devices/system/cpu/online", "0-1\n");
-        root.remove("/proc/self/cgroup");
-        root.remove("/proc/self/mountinfo");
-        assert_eq!(
-            root.detect(),
-            Facts {
-                memory_bytes: 1 << 20,
-                memory_limited: false,
-                cpus: 2
-            }
-        );
-    }
-
-    #[test]
-    fn malformed_machine_files_are_errors() {
-        let root = Root::new("0::/app\n", V2_MOUNTS);
-        root.write("/proc/meminfo", "MemTotal: many kB\n");
-        assert_eq!(
-            root.error().reason,
-            "its MemTotal line is not a number of kB"
-        );
-        root.write("/proc/meminfo", "MemFree: 1 kB\n");
-        assert_eq!(root.error().reason, "it has no MemTotal line");
-        root.write("/proc/meminfo", "MemTotal: 1024 kB\n");
-        root.write("/sys/devices/system/cpu/online", "zero\n");
-        assert_eq!(root.error().file, "/sys/devices/system/cpu/online");
-    }
-
-    #[test]
-    fn oversized_value_files_are_ignored() {
-        let root = Root::new("0::/app\n", V2_MOUNTS);
-        root.write("/sys/fs/cgroup/cgroup.controllers", V2_CONTROLLERS);
-        let huge = format!("{}1048576\n", " ".repeat(VALUE_CAP as usize));
-        root.write("/sys/fs/cgroup/app/memory.max", &huge);
-        assert!(!root.detect().memory_limited);
-    }
-
-    #[test]
-    fn mountinfo_is_read_only_up_to_its_cap() {
-        // A busy host: the cgroup mount comes after 1 MiB of other mounts.
-        let filler = "99 1 0:99 / /mnt/x rw - tmpfs tmpfs rw\n";
-        let mut mounts = filler.repeat(MOUNTINFO_CAP as usize / filler.len() + 1);
-        mounts.push_str("30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
-        let root = Root::new("0::/app\n", &mounts);
-        root.write("/sys/fs/cgroup/cgroup.controllers", V2_CONTROLLERS);
-        root.write("/sys/fs/cgroup/app/memory.max", "268435456\n");
-        assert!(!root.detect().memory_limited);
-    }
-
-    #[test]
-    fn last_line_without_newline_counts() {
-        let root = Root::new(
-            "0::/app",
-            "30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw",
-        );
-        root.write("/sys/fs/cgroup/cgroup.controllers", "memory");
-        root.write("/sys/fs/cgroup/app/memory.max", "268435456");
-        assert_eq!(root.detect().memory_mib(), 256);
     }
 
     #[test]

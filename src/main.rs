@@ -17,23 +17,29 @@ static ALLOCATOR: arena::StartupArena = arena::StartupArena;
 
 fn main() -> ExitCode {
     let args = options::process_args();
+    let variables = options::process_variables();
 
     // 0. VM mode (docs/vm.md): the kernel started envinit as a machine's
     //    init. Mount what a container runtime would have; the image config
-    //    gives command and environment. From here on envinit never
-    //    returns: the machine powers off at the end.
-    let machine = vm::detect(&args, &options::process_variables());
-    let (args, booted) = match machine {
-        false => (args, None),
+    //    gives command and environment (so the variables are read again).
+    //    From here on envinit never returns: the machine powers off at the
+    //    end.
+    let machine = vm::detect(&args, &variables);
+    let (args, variables, booted) = match machine {
+        false => (args, variables, None),
         true => match vm::boot(args) {
-            Ok(mut booted) => (std::mem::take(&mut booted.args), Some(booted)),
+            Ok(mut booted) => (
+                std::mem::take(&mut booted.args),
+                options::process_variables(),
+                Some(booted),
+            ),
             Err(failure) => vm::end(report_early(&failure), vm::Exit::default(), false),
         },
     };
 
     // 1. Configure: the settings, logging, the VM adjustments; --help,
     //    --version, --probe and --check end here.
-    let ended = match configure(args, options::process_variables(), booted.as_ref()) {
+    let ended = match configure(args, variables, booted.as_ref()) {
         // 2-9. The container's start, from the signals to the child's end.
         Configured::Run(settings) => Ended::of(&settings, start(&settings)),
         Configured::Done(ended) => ended,

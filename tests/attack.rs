@@ -919,25 +919,13 @@ mod follow {
     // The same in a real container: `docker run` with ENVINIT_USER and
     // ENVINIT_STDOUT, a FROM scratch image holding a root-only secret.
 
-    /// A command with a deadline (`timeout`, coreutils): past it, the test
-    /// fails with what was printed.
-    fn bounded(program: &str, args: &[&str], seconds: u32) -> std::process::Output {
-        let out = Command::new("timeout")
-            .arg(seconds.to_string())
-            .arg(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-        assert_ne!(
-            out.status.code(),
-            Some(124),
-            "`{program} {}` did not finish within {seconds} s:\n{}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+    /// A command with a deadline (tests/common's run_for): past it, its
+    /// process group is killed and the test fails with what was printed.
+    fn bounded(program: &str, args: &[&str], seconds: u64) -> super::common::Finished {
+        super::common::run_for(
+            Command::new(program).args(args),
+            std::time::Duration::from_secs(seconds),
+        )
     }
 
     fn docker_ready() -> Option<std::path::PathBuf> {
@@ -952,10 +940,8 @@ mod follow {
             Some("no static binary: run ./build (./test does)".to_string())
         } else if !Path::new("/bin/busybox").exists() {
             Some("/bin/busybox missing (apt-get install busybox-static)".into())
-        } else if !bounded("docker", &["info"], 60).status.success() {
-            Some("no running Docker engine".into())
         } else {
-            None
+            super::common::probe("docker", &["info"])
         };
         super::common::prerequisite("docker", problem).then_some(binary)
     }
@@ -968,8 +954,11 @@ mod follow {
 
     impl Drop for Cleanup {
         fn drop(&mut self) {
-            let _ = bounded("docker", &["rm", "-f", &self.container], 120);
-            let _ = bounded("docker", &["rmi", "-f", &self.image], 120);
+            // Never a panic here (the test may be unwinding already).
+            let _ = std::panic::catch_unwind(|| {
+                let _ = bounded("docker", &["rm", "-f", &self.container], 120);
+                let _ = bounded("docker", &["rmi", "-f", &self.image], 120);
+            });
         }
     }
 
@@ -978,11 +967,13 @@ mod follow {
         let Some(binary) = docker_ready() else {
             return;
         };
-        let id = std::process::id();
+        // This run's names (tests/engines): a killed run's are swept.
+        let id = super::common::run_id();
         let cleanup = Cleanup {
             image: format!("envinit-attack-test:{id}"),
             container: format!("envinit-attack-test-{id}"),
         };
+        let label = format!("envinit.test.run={id}");
         let dir = TempDir::new("attack-docker");
         std::fs::copy(&binary, dir.path().join("envinit")).unwrap();
         std::fs::copy("/bin/busybox", dir.path().join("busybox")).unwrap();
@@ -1022,6 +1013,8 @@ mod follow {
                 "run",
                 "--name",
                 &cleanup.container,
+                "--label",
+                &label,
                 "-e",
                 "ENVINIT_USER=4242",
                 "-e",

@@ -12,11 +12,34 @@
 //! unpacked into target/fixtures/arm64/busybox and qemu-aarch64 registered
 //! with binfmt_misc (.ci/run does both). Missing ones skip the tests with a
 //! reason, except under CI=true, where they fail.
+//!
+//! The images are this run's (`envinit-test-PLATFORM:RUN`, tests/engines),
+//! removed when the test binary exits; every container is removed when its
+//! test ends.
+
+mod common;
+mod engines;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use common::{Finished, prerequisite};
+use engines::Container;
+
+/// What Docker adds to a stop on a loaded 2-core machine: the CLI, the
+/// daemon, the container's teardown.
+const STOP_HEADROOM: Duration = Duration::from_secs(10);
+
+/// The grace period Dockerfile.example sets (ENVINIT_GRACE=5s).
+const IMAGE_GRACE: Duration = Duration::from_secs(5);
+
+/// envinit's grace when none is set (docs/options.md).
+const DEFAULT_GRACE: Duration = Duration::from_secs(8);
+
+/// Docker's own stop timeout when `docker stop` is given none.
+const DOCKER_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A platform the image is built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,14 +83,10 @@ impl Platform {
         }
     }
 
-    /// The image's name: unique to this checkout, so that test runs in
-    /// other worktrees on the same engine neither see nor replace it.
+    /// The image's name: this run's, so that concurrent runs (other
+    /// worktrees on the same engine) neither see nor replace it.
     fn image(self) -> String {
-        let mut hash: u32 = 0x811c_9dc5; // FNV-1a of the checkout's path
-        for byte in root().as_os_str().as_encoded_bytes() {
-            hash = (hash ^ u32::from(*byte)).wrapping_mul(0x0100_0193);
-        }
-        format!("envinit-test-{hash:08x}:{}", self.docker)
+        engines::tag(&format!("envinit-test-{}", self.docker))
     }
 }
 
@@ -75,22 +94,8 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Skips (or fails under CI) when a prerequisite is missing.
-fn prerequisite(ok: bool, what: &str) -> bool {
-    if !ok {
-        assert!(!ci(), "CI=true and a prerequisite is missing: {what}");
-        eprintln!("SKIPPED: {what}");
-    }
-    ok
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
+fn run(cmd: &mut Command) -> Finished {
+    common::run_for(cmd, engines::COMMAND_TIMEOUT)
 }
 
 /// Can this host run the platform's programs: natively, or through a
@@ -111,32 +116,27 @@ fn image(p: Platform) -> Option<String> {
 fn build_image(p: Platform) -> Option<String> {
     let binary = p.binary();
     if !prerequisite(
-        binary.exists(),
-        &format!(
-            "no static {} binary: run `./build {}`",
-            p.machine, p.machine
-        ),
+        &format!("the static {} envinit", p.machine),
+        (!binary.exists()).then(|| format!("run `./build {}`", p.machine)),
     ) || !prerequisite(
-        p.busybox().exists(),
-        &format!(
-            "no static {} busybox at {} (Debian's busybox-static{}; .ci/run fetches it)",
-            p.machine,
-            p.busybox().display(),
-            if p == AMD64 { "" } else { ":arm64" }
-        ),
+        &format!("a static {} busybox", p.machine),
+        (!p.busybox().exists()).then(|| {
+            format!(
+                "no file {} (Debian's busybox-static{}; .ci/run fetches it)",
+                p.busybox().display(),
+                if p == AMD64 { "" } else { ":arm64" }
+            )
+        }),
     ) || !prerequisite(
-        runs_here(p),
-        &format!(
-            "this host cannot run {} programs: register qemu-{} with binfmt_misc (.ci/run does)",
-            p.machine, p.machine
-        ),
-    ) || !prerequisite(
-        Command::new("docker")
-            .arg("info")
-            .output()
-            .is_ok_and(|o| o.status.success()),
-        "no running Docker engine",
-    ) {
+        &format!("qemu-{} (binfmt_misc)", p.machine),
+        (!runs_here(p)).then(|| {
+            format!(
+                "this host cannot run {} programs: register qemu-{} with binfmt_misc (.ci/run does)",
+                p.machine, p.machine
+            )
+        }),
+    ) || !engines::have_docker()
+    {
         return None;
     }
     // The base image Dockerfile.example's BASE names: FROM scratch with a
@@ -169,9 +169,9 @@ fn build_image(p: Platform) -> Option<String> {
     let name = p.image();
     let image_id = || {
         let out = run(Command::new("docker").args(["image", "inspect", "-f", "{{.Id}}", &name]));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        out.out().trim().to_string()
     };
-    let replaced = image_id();
+    engines::remove_at_exit("docker", &name);
     // --no-cache: the classic builder's cache does not tell platforms apart
     // (a `FROM scratch` stage built for arm64 is found again for amd64, and
     // the build then fails on the platform mismatch).
@@ -182,40 +182,41 @@ fn build_image(p: Platform) -> Option<String> {
         .args(["-t", &name])
         .arg(&dir));
     let _ = std::fs::remove_dir_all(&dir);
-    let log = String::from_utf8_lossy(&out.stdout);
+    let log = out.out();
     assert!(
         out.status.success(),
         "docker build ({}) failed: {log}{}",
         p.docker,
-        String::from_utf8_lossy(&out.stderr)
+        out.err()
     );
     // The classic builder keeps, untagged, the images of the stage this
-    // platform does not use; and the build replaced the previous image.
-    // Remove both (`docker rmi` refuses whatever something still uses).
+    // platform does not use: this build's, removed now (`docker rmi`
+    // refuses whatever something still uses).
     let built = image_id();
-    let mut stale: Vec<String> = log
+    let stale: Vec<String> = log
         .lines()
         .filter_map(|l| l.strip_prefix(" ---> "))
         .filter(|id| id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()))
         .filter(|id| !built.trim_start_matches("sha256:").starts_with(id))
         .map(String::from)
         .collect();
-    if !replaced.is_empty() && replaced != built {
-        stale.push(replaced);
-    }
     if !stale.is_empty() {
-        let _ = Command::new("docker").arg("rmi").args(&stale).output();
+        let _ = common::try_run_for(
+            Command::new("docker").arg("rmi").args(&stale),
+            engines::COMMAND_TIMEOUT,
+        );
     }
     let out =
         run(Command::new("docker").args(["image", "inspect", "-f", "{{.Architecture}}", &name]));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), p.docker);
+    assert_eq!(out.out().trim(), p.docker);
     Some(name)
 }
 
 /// Builds `p.image()` with `-base` added to its repository: FROM scratch,
 /// the platform's static busybox, its applets installed. Returns its name.
 fn build_base(p: Platform) -> String {
-    let name = p.image().replacen(':', "-base:", 1);
+    let name = engines::tag(&format!("envinit-test-base-{}", p.docker));
+    engines::remove_at_exit("docker", &name);
     let dir = std::env::temp_dir().join(format!(
         "envinit-docker-base-{}-{}",
         p.docker,
@@ -236,73 +237,36 @@ fn build_base(p: Platform) -> String {
         out.status.success(),
         "docker build of the base ({}) failed: {}{}",
         p.docker,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        out.out(),
+        out.err()
     );
-    let _ = Command::new("docker")
-        .args(["image", "prune", "-f", "--filter", "dangling=true"])
-        .output();
     name
 }
 
-/// `docker run --rm --platform P ARGS...`
-fn docker_run(p: Platform, args: &[&str]) -> Output {
+/// `docker run --rm --platform P ARGS...` (labelled with the run).
+fn docker_run(p: Platform, args: &[&str]) -> Finished {
     run(Command::new("docker")
         .args(["run", "--rm", "--platform", &p.flag()])
+        .args(engines::label())
         .args(args))
 }
 
-/// A detached container removed when the test ends, however it ends.
-struct Container(String);
-
-impl Container {
-    fn start(p: Platform, args: &[&str]) -> Container {
-        let out = run(Command::new("docker")
-            .args(["run", "-d", "--platform", &p.flag()])
-            .args(args));
-        assert!(
-            out.status.success(),
-            "docker run -d: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Container(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-
-    /// Waits (bounded) until the container's output contains `text`.
-    fn wait_for_log(&self, text: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let out = run(Command::new("docker").args(["logs", &self.0]));
-            if String::from_utf8_lossy(&out.stdout).contains(text) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {text:?} in the logs"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// `docker stop -t 30`; returns the exit code and how long it took.
-    fn stop(&self) -> (i32, Duration) {
-        let start = Instant::now();
-        let out = run(Command::new("docker").args(["stop", "-t", "30", &self.0]));
-        assert!(out.status.success());
-        let took = start.elapsed();
-        let out =
-            run(Command::new("docker").args(["inspect", "-f", "{{.State.ExitCode}}", &self.0]));
-        (
-            String::from_utf8_lossy(&out.stdout).trim().parse().unwrap(),
-            took,
-        )
-    }
+/// A detached container of this run, removed when the test ends, however
+/// it ends.
+fn start(p: Platform, what: &str, args: &[&str]) -> Container {
+    let platform = p.flag();
+    let mut all = vec!["--platform", &platform];
+    all.extend_from_slice(args);
+    Container::start(&engines::name(&format!("envinit-test-{what}")), &all)
 }
 
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
-    }
+/// Waits (bounded) until the container's stdout contains `text`.
+fn wait_for_log(c: &Container, text: &str) {
+    engines::wait_for(
+        &format!("{text:?} in the logs"),
+        Duration::from_secs(20),
+        || c.stdout().contains(text).then_some(()),
+    );
 }
 
 // The behaviours checked on both platforms.
@@ -316,14 +280,14 @@ fn passes_the_exit_code(p: Platform) {
     assert_eq!(out.stdout, b"hello\n");
     // The image's programs are the platform's own (emulated for arm64).
     let out = docker_run(p, &[&image, "uname", "-m"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), p.machine);
+    assert_eq!(out.out().trim(), p.machine);
     assert_eq!(
         docker_run(p, &[&image, "sh", "-c", "exit 3"]).status.code(),
         Some(3)
     );
     let out = docker_run(p, &[&image, "no-such-command"]);
     assert_eq!(out.status.code(), Some(127));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-command"));
+    assert!(out.err().contains("no-such-command"));
 }
 
 fn renders_its_template_from_the_environment(p: Platform) {
@@ -331,13 +295,8 @@ fn renders_its_template_from_the_environment(p: Platform) {
         return;
     };
     let out = docker_run(p, &[&image]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", out.err());
+    let text = out.out();
     assert!(
         text.starts_with("envinit says: hello\ncpus available: "),
         "{text}"
@@ -347,7 +306,7 @@ fn renders_its_template_from_the_environment(p: Platform) {
         &["-e", "GREETING=hi from docker run", "--cpus", "1", &image],
     );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        out.out(),
         "envinit says: hi from docker run\ncpus available: 1\n"
     );
 }
@@ -356,11 +315,21 @@ fn docker_stop_is_prompt(p: Platform) {
     let Some(image) = image(p) else {
         return;
     };
-    let c = Container::start(p, &[&image, "sh", "-c", "echo ready; exec sleep 1000"]);
-    c.wait_for_log("ready");
-    let (code, took) = c.stop();
+    let c = start(
+        p,
+        "stop",
+        &[&image, "sh", "-c", "echo ready; exec sleep 1000"],
+    );
+    wait_for_log(&c, "ready");
+    let (code, took) = c.stop(30);
     assert_eq!(code, 143, "sleep killed by the forwarded SIGTERM");
-    assert!(took < Duration::from_secs(10), "docker stop took {took:?}");
+    // Prompt: not at the end of envinit's grace (which would say so), nor
+    // at Docker's 30 s.
+    assert!(!c.stderr().contains("grace period over"), "{}", c.logs());
+    assert!(
+        took < IMAGE_GRACE + STOP_HEADROOM,
+        "docker stop took {took:?}"
+    );
 }
 
 // amd64: the host's own platform.
@@ -380,10 +349,9 @@ fn a_template_error_exits_78_and_starts_nothing() {
     let Some(image) = image(AMD64) else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("envinit-docker-tmpl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("bad.tmpl"), "a = {{ NOT_SET_ANYWHERE }}\n").unwrap();
-    let mount = format!("{}:/t:ro", dir.display());
+    let dir = common::TempDir::new("docker-tmpl");
+    std::fs::write(dir.path().join("bad.tmpl"), "a = {{ NOT_SET_ANYWHERE }}\n").unwrap();
+    let mount = format!("{}:/t:ro", dir.path().display());
     let out = docker_run(
         AMD64,
         &[
@@ -400,10 +368,10 @@ fn a_template_error_exits_78_and_starts_nothing() {
             "echo the app started",
         ],
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     assert_eq!(out.status.code(), Some(78));
     assert!(out.stdout.is_empty(), "the app must not start");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = out.err();
     assert!(err.contains("/t/bad.tmpl:1:"), "{err}");
     assert!(err.contains("NOT_SET_ANYWHERE"), "{err}");
 }
@@ -418,8 +386,10 @@ fn a_child_ignoring_sigterm_is_killed_after_the_grace_period() {
     let Some(image) = image(AMD64) else {
         return;
     };
-    let c = Container::start(
+    let grace = Duration::from_secs(1);
+    let c = start(
         AMD64,
+        "grace",
         &[
             "-e",
             "ENVINIT_GRACE=1s",
@@ -429,11 +399,13 @@ fn a_child_ignoring_sigterm_is_killed_after_the_grace_period() {
             "trap '' TERM; echo ready; sleep 1000",
         ],
     );
-    c.wait_for_log("ready");
-    let (code, took) = c.stop();
+    wait_for_log(&c, "ready");
+    let (code, took) = c.stop(30);
     assert_eq!(code, 137, "SIGKILL after the 1 s grace");
+    // envinit's kill, not Docker's at 30 s.
+    assert!(c.stderr().contains("grace period over"), "{}", c.logs());
     assert!(
-        took < Duration::from_secs(15),
+        took >= grace && took < grace + STOP_HEADROOM,
         "docker stop -t 30 took {took:?}: envinit did not kill after its grace"
     );
 }
@@ -448,8 +420,9 @@ fn the_default_grace_beats_dockers_stop_timeout_and_says_so() {
     };
     // An empty variable counts as unset: the image's ENVINIT_GRACE=5s
     // gives way to envinit's default.
-    let c = Container::start(
+    let c = start(
         AMD64,
+        "default-grace",
         &[
             "-e",
             "ENVINIT_GRACE=",
@@ -459,34 +432,33 @@ fn the_default_grace_beats_dockers_stop_timeout_and_says_so() {
             "trap '' TERM; echo ready; sleep 1000",
         ],
     );
-    c.wait_for_log("ready");
-    let start = Instant::now();
-    let out = run(Command::new("docker").args(["stop", &c.0]));
-    assert!(out.status.success());
-    let took = start.elapsed();
-    let out = run(Command::new("docker").args(["inspect", "-f", "{{.State.ExitCode}}", &c.0]));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "137");
-    assert!(
-        took >= Duration::from_secs(7) && took < Duration::from_secs(10),
-        "docker stop took {took:?}: envinit's 8 s grace should end it before Docker's 10 s"
-    );
-    let logs = run(Command::new("docker").args(["logs", &c.0]));
-    let err = String::from_utf8_lossy(&logs.stderr);
+    wait_for_log(&c, "ready");
+    let started = Instant::now();
+    let out = run(Command::new("docker").args(["stop", &c.name]));
+    assert!(out.status.success(), "{}", out.err());
+    let took = started.elapsed();
+    assert_eq!(c.exit_code(), 137);
+    // envinit's SIGKILL came first: it says so (Docker's would leave no
+    // line), at its grace, not before.
+    let err = c.stderr();
     assert!(
         err.contains("envinit: warn: grace period over: killing every process left grace=8s"),
         "{err}"
     );
-
-    let c = Container::start(AMD64, &[&image, "sh", "-c", "echo ready; exec sleep 1000"]);
-    c.wait_for_log("ready");
-    let (code, _) = c.stop();
-    assert_eq!(code, 143);
-    let logs = run(Command::new("docker").args(["logs", &c.0]));
-    assert_eq!(
-        String::from_utf8_lossy(&logs.stderr),
-        "",
-        "a clean stop printed something"
+    assert!(
+        took >= DEFAULT_GRACE && took < DOCKER_STOP_TIMEOUT + STOP_HEADROOM,
+        "docker stop took {took:?}: envinit's 8 s grace should end it before Docker's 10 s"
     );
+
+    let c = start(
+        AMD64,
+        "clean-stop",
+        &[&image, "sh", "-c", "echo ready; exec sleep 1000"],
+    );
+    wait_for_log(&c, "ready");
+    let (code, _) = c.stop(30);
+    assert_eq!(code, 143);
+    assert_eq!(c.stderr(), "", "a clean stop printed something");
 }
 
 #[test]
@@ -501,7 +473,7 @@ fn orphans_are_reaped_in_the_container() {
                   echo zombies=$z";
     let out = docker_run(AMD64, &[&image, "sh", "-c", script]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "zombies=0");
+    assert_eq!(out.out().trim(), "zombies=0");
 }
 
 // arm64: the aarch64 build in an arm64 image, run by qemu-user on an x86_64

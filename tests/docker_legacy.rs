@@ -11,12 +11,15 @@
 //! under CI=true, where they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
 mod engines;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use common::Finished;
 
 /// The image: busybox (sh, httpd, id), envinit, a page to serve, and
 /// `--probe` as its HEALTHCHECK.
@@ -30,34 +33,23 @@ ENTRYPOINT ["/sbin/envinit", "--"]
 CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
 "#;
 
+/// The image's tag: this run's (tests/engines).
 fn image_name() -> String {
-    format!("envinit-legacy-test:{}", std::process::id())
-}
-
-fn prerequisite(ok: bool, what: &str) -> bool {
-    if !ok {
-        assert!(
-            !std::env::var("CI").is_ok_and(|v| v == "true"),
-            "CI=true and a prerequisite is missing: {what}"
-        );
-        eprintln!("SKIPPED: {what}");
-    }
-    ok
-}
-
-fn static_binary() -> PathBuf {
-    std::env::var_os("INIT_UNDER_TEST").map_or_else(
-        || {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("target/x86_64-unknown-linux-musl/release/envinit")
-        },
-        PathBuf::from,
-    )
+    engines::tag("envinit-legacy-test")
 }
 
 /// Runs a docker command, bounded by the engine tests' deadline.
-fn run(cmd: &mut Command) -> Output {
-    engines::run_for(cmd, engines::COMMAND_TIMEOUT)
+fn run(cmd: &mut Command) -> Finished {
+    common::run_for(cmd, engines::COMMAND_TIMEOUT)
+}
+
+/// `docker run --label envinit.test.run=ID ARGS...` (so a container a
+/// killed run left is swept by the next one).
+fn docker_run(args: &[&str]) -> Finished {
+    run(Command::new("docker")
+        .arg("run")
+        .args(engines::label())
+        .args(args))
 }
 
 /// The tests using the image now; the first builds it, the last removes it.
@@ -69,19 +61,12 @@ static USERS: Mutex<usize> = Mutex::new(0);
 fn image() -> Option<ImageGuard> {
     let mut users = USERS.lock().unwrap_or_else(|e| e.into_inner());
     if *users == 0 {
-        let binary = static_binary();
-        if !prerequisite(binary.exists(), "no static binary: run ./build")
-            || !prerequisite(
-                Path::new("/bin/busybox").exists(),
-                "/bin/busybox missing (apt-get install busybox-static)",
-            )
-            || !prerequisite(
-                Command::new("docker")
-                    .arg("info")
-                    .output()
-                    .is_ok_and(|o| o.status.success()),
-                "no running Docker engine",
-            )
+        let binary = engines::envinit_binary()?;
+        if !common::prerequisite(
+            "/bin/busybox",
+            (!Path::new("/bin/busybox").exists())
+                .then(|| "missing (apt-get install busybox-static)".into()),
+        ) || !engines::have_docker()
         {
             return None;
         }
@@ -96,11 +81,7 @@ fn image() -> Option<ImageGuard> {
             .args(["build", "-q", "-t", &image_name()])
             .arg(&dir));
         let _ = std::fs::remove_dir_all(&dir);
-        assert!(
-            out.status.success(),
-            "docker build failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "docker build failed: {}", out.err());
     }
     *users += 1;
     Some(ImageGuard)
@@ -111,7 +92,7 @@ struct Container(String);
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+        engines::quietly("docker", &["rm", "-f", &self.0]);
     }
 }
 
@@ -123,7 +104,7 @@ impl Drop for ImageGuard {
         let mut users = USERS.lock().unwrap_or_else(|e| e.into_inner());
         *users -= 1;
         if *users == 0 {
-            let _ = run(Command::new("docker").args(["rmi", "-f", &image_name()]));
+            engines::quietly("docker", &["rmi", "-f", &image_name()]);
         }
     }
 }
@@ -139,8 +120,7 @@ fn user_wait_and_probe_in_a_from_scratch_image() {
     let script = "httpd -p 8080 -h /www; exec /sbin/envinit --user 1234 \
         --wait tcp://envinit-dep:8080 --wait http://envinit-dep:8080/index.html \
         -- sh -c 'echo $(id -u) $(id -g) $HOME'";
-    let out = run(Command::new("docker").args([
-        "run",
+    let out = docker_run(&[
         "--rm",
         "--add-host",
         "envinit-dep:127.0.0.1",
@@ -151,7 +131,7 @@ fn user_wait_and_probe_in_a_from_scratch_image() {
         &image,
         "-c",
         script,
-    ]));
+    ]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -161,8 +141,7 @@ fn user_wait_and_probe_in_a_from_scratch_image() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1234 1234 /\n");
 
     // A dependency that never comes up: exit 69, the app not started.
-    let out = run(Command::new("docker").args([
-        "run",
+    let out = docker_run(&[
         "--rm",
         "--add-host",
         "envinit-dep:127.0.0.1",
@@ -176,7 +155,7 @@ fn user_wait_and_probe_in_a_from_scratch_image() {
         "--",
         "echo",
         "started",
-    ]));
+    ]);
     assert_eq!(out.status.code(), Some(69));
     assert!(out.stdout.is_empty(), "the app must not start");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -186,7 +165,7 @@ fn user_wait_and_probe_in_a_from_scratch_image() {
     );
 
     // --probe as the image's HEALTHCHECK: healthy once httpd serves.
-    let out = run(Command::new("docker").args(["run", "-d", &image]));
+    let out = docker_run(&["-d", &image]);
     assert!(
         out.status.success(),
         "{}",
@@ -248,8 +227,7 @@ fn a_named_secret_only_root_can_read_reaches_the_user_and_other_file_vars_do_not
     let script = "echo \"pw=$DB_PASSWORD file=${DB_PASSWORD_FILE-unset} \
         ssl=$SSL_CERT_FILE ssl_=${SSL_CERT-unset} id=$(id -u)\"; \
         cat /run/secrets/db_password 2>/dev/null || echo unreadable by the app";
-    let out = run(Command::new("docker").args([
-        "run",
+    let out = docker_run(&[
         "--rm",
         "-v",
         &mount(&secret, "/run/secrets/db_password"),
@@ -267,7 +245,7 @@ fn a_named_secret_only_root_can_read_reaches_the_user_and_other_file_vars_do_not
         "sh",
         "-c",
         script,
-    ]));
+    ]);
     let _ = std::fs::remove_dir_all(&dir);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod engines;
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -468,47 +469,157 @@ time.sleep(60)
     );
 }
 
+/// Deleted and re-created (not renamed): the old file, still open, is read
+/// to its end first, then the new one from its start; also right before
+/// the exit.
+#[test]
+fn a_deleted_and_recreated_file_gives_every_line_once_and_in_order() {
+    if !have_unshare() {
+        return;
+    }
+    let dir = TempDir::new("follow-delete");
+    let log = dir.join("app.log");
+    let gate1 = gate(&dir, "gate1");
+    let script = format!(
+        r#"{PY_PRELUDE}
+log, gate1 = sys.argv[1:3]
+fd = opened(log)
+lines(fd, 1, 3000)
+os.unlink(log)                  # deleted,
+lines(fd, 3001, 3100)           # still written until the app reopens,
+new = opened(log)               # then created again
+os.close(fd)
+fd = new
+lines(fd, 3101, 6000)
+wait(gate1)                     # the test has seen line 6000
+os.unlink(log)                  # once more, and exit at once
+fd = opened(log)
+lines(fd, 6001, 6500)
+"#
+    );
+    let Some(command) = py(&script, &[&log, &gate1]) else {
+        return;
+    };
+    let run = Spec::pid1(args(&["--stdout", &log], command))
+        .env("ENVINIT_LOG", "warn")
+        .start();
+    run.wait_line("line 006000");
+    open_gate(&gate1);
+    let out = run.wait();
+    out.assert_code(0);
+    assert!(out.out() == numbered(1..=6500), "{}", out.describe());
+    assert!(out.err().is_empty(), "{}", out.describe());
+}
+
+/// `--log-prefix` as a flag, and `--log-prefix=off` over the variable.
+#[test]
+fn the_log_prefix_flag_names_the_file_and_off_turns_the_variable_off() {
+    if !have_unshare() {
+        return;
+    }
+    let dir = TempDir::new("follow-prefix");
+    let log = dir.join("access.log");
+    let script = format!("echo GET >> {log}");
+    let out = Spec::pid1(["--log-prefix", "--stdout", &log, "--", "sh", "-c", &script]).run();
+    out.assert_code(0);
+    assert_eq!(out.out(), "access.log: GET\n", "{}", out.describe());
+    let out = Spec::pid1([
+        "--log-prefix=off",
+        "--stdout",
+        &log,
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .env("ENVINIT_LOG_PREFIX", "on")
+    .run();
+    out.assert_code(0);
+    assert_eq!(out.out(), "GET\n", "{}", out.describe());
+}
+
+/// Out of inotify instances (a host whose `fs.inotify.max_user_instances`
+/// its other containers used up): one warning, nothing copied, the app
+/// runs. The limit is lowered to 0 only in a user namespace the test makes
+/// (/proc/sys/user/max_inotify_instances is per user namespace, counted
+/// there and in every parent), so no other process on the machine is
+/// touched.
+#[test]
+fn out_of_inotify_instances_is_one_warning_and_the_app_runs() {
+    if !have_unshare()
+        || !common::prerequisite(
+            "unshare --user",
+            common::probe("unshare", &["--user", "--map-root-user", "true"]),
+        )
+    {
+        return;
+    }
+    let dir = TempDir::new("follow-inotify");
+    let log = dir.join("app.log");
+    let mut command = Command::new("unshare");
+    command
+        .args([
+            "--user",
+            "--map-root-user",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+        ])
+        .args([
+            "sh",
+            "-c",
+            "echo 0 > /proc/sys/user/max_inotify_instances && exec \"$0\" \"$@\"",
+        ])
+        .arg(envinit())
+        .args(["--stdout", &log, "--", "sh", "-c"])
+        .arg(format!("echo copied >> {log}; echo ran; exit 3"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let out = Running::spawn(command, Mode::Pid1, None, common::RUN_TIMEOUT, None).wait();
+    out.assert_code(3);
+    assert_eq!(out.out(), "ran\n", "nothing copied: {}", out.describe());
+    assert_eq!(
+        out.err_lines(),
+        [
+            "envinit: warn: cannot watch the --stdout/--stderr files (check \
+          fs.inotify.max_user_instances): their lines are not copied path=inotify_init \
+          error=\"Too many open files\""
+        ],
+        "{}",
+        out.describe()
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "copied\n");
+}
+
 // ---------------------------------------------------------------------------
 // Docker
 
-fn docker_ready() -> bool {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+/// The x86_64 release binary the image gets (the host's build: this test
+/// does not run the binary under test when that is another architecture's),
+/// /bin/busybox and a Docker engine; None after a printed reason.
+fn docker_ready() -> Option<PathBuf> {
     let binary = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/x86_64-unknown-linux-musl/release/envinit");
-    let problem = if !binary.exists() {
-        Some("no static binary: run ./build (./test does)")
-    } else if !Path::new("/bin/busybox").exists() {
-        Some("/bin/busybox missing (apt-get install busybox-static)")
-    } else if !Command::new("docker")
-        .arg("info")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        Some("no running Docker engine")
-    } else {
-        None
-    };
-    if let Some(problem) = problem {
-        assert!(!ci, "CI=true and a prerequisite is missing: {problem}");
-        common::note(&format!("SKIP: {problem}"));
-        return false;
-    }
-    true
+    let ok = common::prerequisite(
+        "the static envinit",
+        (!binary.exists()).then(|| "no static binary: run ./build (./test does)".into()),
+    ) && common::prerequisite(
+        "/bin/busybox",
+        (!Path::new("/bin/busybox").exists())
+            .then(|| "missing (apt-get install busybox-static)".into()),
+    ) && engines::have_docker();
+    ok.then_some(binary)
 }
 
 /// A `FROM scratch` image with envinit and busybox, removed on drop.
 struct Image(String);
 
 impl Image {
-    fn build() -> Image {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let tag = format!("envinit-follow-test:{}", std::process::id());
+    fn build(binary: &Path) -> Image {
+        let tag = engines::tag("envinit-follow-test");
         let dir = TempDir::new("follow-docker");
-        std::fs::copy(
-            root.join("target/x86_64-unknown-linux-musl/release/envinit"),
-            dir.path().join("envinit"),
-        )
-        .unwrap();
+        std::fs::copy(binary, dir.path().join("envinit")).unwrap();
         std::fs::copy("/bin/busybox", dir.path().join("busybox")).unwrap();
         std::fs::write(
             dir.path().join("Dockerfile"),
@@ -519,69 +630,66 @@ impl Image {
              ENTRYPOINT [\"/sbin/envinit\"]\n",
         )
         .unwrap();
-        let out = Command::new("docker")
-            .args(["build", "-q", "-t", &tag])
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "docker build: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Image(tag)
+        let image = Image(tag);
+        engines::docker(&["build", "-q", "-t", &image.0, dir.join(".").as_str()]);
+        image
     }
 }
 
 impl Drop for Image {
     fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
+        engines::quietly("docker", &["rmi", "-f", &self.0]);
     }
 }
 
 #[test]
 fn docker_logs_show_the_lines_of_a_rotated_log_file() {
-    if !docker_ready() {
+    if common::host_code_only(this_test!(), "the image holds the host's x86_64 build") {
         return;
     }
-    let image = Image::build();
-    let name = format!("envinit-follow-test-{}", std::process::id());
+    let Some(binary) = docker_ready() else {
+        return;
+    };
+    let image = Image::build(&binary);
+    let name = engines::name("envinit-follow-test");
     let script = "mkdir -p /var/log/app; \
                   for i in $(seq 1 500); do echo \"line $i\" >> /var/log/app/app.log; done; \
                   mv /var/log/app/app.log /var/log/app/app.log.1; \
                   echo rotated >> /var/log/app/app.log; echo oops >> /var/log/app/error.log; \
                   echo direct";
-    let run = Command::new("docker")
-        .args([
-            "run",
-            "--name",
-            &name,
-            "-e",
-            "ENVINIT_LOG=warn",
-            "-e",
-            "ENVINIT_STDERR=/var/log/app/error.log",
-        ])
-        .args([
-            &image.0,
-            "--stdout",
-            "/var/log/app/app.log",
-            "--",
-            "sh",
-            "-c",
-            script,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    let logs = Command::new("docker")
-        .args(["logs", &name])
-        .output()
-        .unwrap();
-    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
-    assert!(run.success(), "docker run: {run}");
-    let stdout = String::from_utf8_lossy(&logs.stdout);
-    let stderr = String::from_utf8_lossy(&logs.stderr);
+    let label = engines::label();
+    let run = common::run_for(
+        Command::new("docker")
+            .args([
+                "run",
+                "--name",
+                &name,
+                &label[0],
+                &label[1],
+                "-e",
+                "ENVINIT_LOG=warn",
+                "-e",
+                "ENVINIT_STDERR=/var/log/app/error.log",
+            ])
+            .args([
+                &image.0,
+                "--stdout",
+                "/var/log/app/app.log",
+                "--",
+                "sh",
+                "-c",
+                script,
+            ]),
+        engines::COMMAND_TIMEOUT,
+    );
+    let logs = common::run_for(
+        Command::new("docker").args(["logs", &name]),
+        engines::COMMAND_TIMEOUT,
+    );
+    engines::quietly("docker", &["rm", "-f", &name]);
+    assert!(run.status.success(), "docker run: {}", run.describe());
+    let stdout = logs.out();
+    let stderr = logs.err();
     // "direct" comes from the app itself: its place among the copies is
     // not fixed. The copied lines come once each, in order.
     let copied: Vec<&str> = stdout.lines().filter(|l| *l != "direct").collect();
@@ -598,18 +706,7 @@ fn docker_logs_show_the_lines_of_a_rotated_log_file() {
 /// Can `program` run here (`program ARG` exits 0)? Through
 /// `common::prerequisite`: a skip with the reason, a failure under CI=true.
 fn have_tool(program: &str, arg: &str) -> bool {
-    let problem = match Command::new(program)
-        .arg(arg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(status) if status.success() => None,
-        Ok(status) => Some(format!("`{program} {arg}` failed: {status}")),
-        Err(e) => Some(format!("cannot run `{program}`: {e}")),
-    };
-    common::prerequisite(program, problem)
+    common::prerequisite(program, common::probe(program, &[arg]))
 }
 
 /// A TCP port on 127.0.0.1 that nothing listens on now.
@@ -762,19 +859,15 @@ fn logrotate_in_create_mode_with_a_real_nginx_loses_no_access_line() {
         let before = done.load(std::sync::atomic::Ordering::SeqCst);
         // logrotate inside the container's namespaces (its /proc, so the
         // pid file's number is nginx's), as a cron job there would run it.
-        let out = Command::new("timeout")
-            .args(["60", "nsenter", "--target", &envinit_pid.to_string()])
-            .args(["--pid", "--mount", "--", "logrotate", "-f", "-s"])
-            .arg(dir.join("logrotate.state"))
-            .arg(&logrotate_conf)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "logrotate: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        let out = common::run_for(
+            Command::new("nsenter")
+                .args(["--target", &envinit_pid.to_string()])
+                .args(["--pid", "--mount", "--", "logrotate", "-f", "-s"])
+                .arg(dir.join("logrotate.state"))
+                .arg(&logrotate_conf),
+            Duration::from_secs(60),
         );
+        assert!(out.status.success(), "logrotate: {}", out.describe());
         at_least(before + 50);
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -869,21 +962,19 @@ for g in range(1, {ROTATIONS} + 1):
         let log = dir.join("app.log");
         // The file exists from the start: tail -F follows it at once.
         std::fs::write(&log, "").unwrap();
-        let mut tail = Command::new("tail")
-            .args(["-F", "-n", "+1", &log])
+        let mut tail = Command::new("tail");
+        tail.args(["-F", "-n", "+1", &log])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let (tail_out, _reader) = common::Stream::capture(tail.stdout.take().unwrap());
+            .process_group(0);
+        // Killed (its group) when dropped, or past its deadline.
+        let tail = Running::spawn(tail, Mode::Direct, None, Duration::from_secs(120), None);
+        let tail_out = std::sync::Arc::clone(&tail.stdout);
         wait_until("tail -F to watch the file", EVENT_TIMEOUT, || {
-            has_inotify_watch(tail.id()).then_some(())
+            has_inotify_watch(tail.spawned_pid() as u32).then_some(())
         });
         let Some(command) = py(&script, &[&log]) else {
-            let _ = tail.kill();
-            let _ = tail.wait();
             return;
         };
         let out = Spec::pid1(args(&["--stdout", &log], command))
@@ -916,8 +1007,7 @@ for g in range(1, {ROTATIONS} + 1):
             }
             (now >= total as usize || seen.1.elapsed() > Duration::from_secs(1)).then_some(())
         });
-        let _ = tail.kill();
-        let _ = tail.wait();
+        drop(tail);
         let tail_text = tail_out.text();
         let mut tail_got: Vec<&str> = tail_text.lines().collect();
         tail_got.sort_unstable();

@@ -16,6 +16,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,72 +27,99 @@ use common::{EVENT_TIMEOUT, Mode, Running, Spec, TempDir, have_unshare, sig};
 // ---------------------------------------------------------------------------
 // Helpers
 
-/// A user and groups made with groupadd/useradd, removed on drop.
+/// A user and groups made with groupadd/useradd, removed on drop (a failed
+/// test too). Names are `eit` + this run's id + a counter: unique on the
+/// machine, and recognisable, so the first account of a run removes those
+/// that killed runs left ([`sweep_accounts`]).
 struct Account {
     user: String,
     groups: Vec<String>,
 }
 
+/// The prefix of every account name these tests make.
+const ACCOUNT_PREFIX: &str = "eit";
+
 impl Account {
-    /// `user` with primary group `<user>p` and supplementary `<user>s`,
-    /// home `/home/<user>` (not created). None (skip) without useradd.
+    /// `eit<run>-<n><tag>` with primary group `...p` and supplementary
+    /// `...s`, home `/home/<user>` (not created). None (a skip, or a
+    /// failure under CI) when groupadd or useradd cannot make them.
     fn make(tag: &str) -> Option<Account> {
-        let user = format!("eil{}{tag}", std::process::id() % 100_000);
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(sweep_accounts);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let user = format!("{ACCOUNT_PREFIX}{}-{n}{tag}", common::run_id());
         let (primary, extra) = (format!("{user}p"), format!("{user}s"));
         let mut account = Account {
             user: user.clone(),
             groups: Vec::new(),
         };
         for g in [&primary, &extra] {
-            if !run_ok("groupadd", &[g]) {
-                common::note("SKIP: groupadd failed (needs root and the passwd package)");
+            if !common::prerequisite("groupadd", tool_fails("groupadd", &[g])) {
                 return None;
             }
             account.groups.push(g.clone());
         }
         let home = format!("/home/{user}");
-        assert!(run_ok(
-            "useradd",
-            &[
-                "-M", "-d", &home, "-g", &primary, "-G", &extra, "-s", "/bin/sh", &user
-            ]
-        ));
+        let useradd = [
+            "-M", "-d", &home, "-g", &primary, "-G", &extra, "-s", "/bin/sh", &user,
+        ];
+        if !common::prerequisite("useradd", tool_fails("useradd", &useradd)) {
+            return None;
+        }
         Some(account)
     }
 
-    fn id(&self, flag: &str, name: &str) -> u32 {
-        let out = Command::new("id").args([flag, name]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-    }
-
     fn uid(&self) -> u32 {
-        self.id("-u", &self.user)
+        common::ok(Command::new("id").args(["-u", &self.user]))
+            .trim()
+            .parse()
+            .unwrap()
     }
 
     fn gid(&self, group: usize) -> u32 {
-        let out = Command::new("getent")
-            .args(["group", &self.groups[group]])
-            .output()
-            .unwrap();
-        let line = String::from_utf8_lossy(&out.stdout).to_string();
+        let line = common::ok(Command::new("getent").args(["group", &self.groups[group]]));
         line.split(':').nth(2).unwrap().trim().parse().unwrap()
     }
 }
 
 impl Drop for Account {
     fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(&self.user).output();
+        let _ = tool_fails("userdel", &[&self.user]);
         for g in &self.groups {
-            let _ = Command::new("groupdel").arg(g).output();
+            let _ = tool_fails("groupdel", &[g]);
         }
     }
 }
 
-fn run_ok(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .output()
-        .is_ok_and(|o| o.status.success())
+/// Removes the users and groups that runs no longer running left (killed
+/// before their accounts' drop): names `eit<run id>-...` whose run is gone.
+fn sweep_accounts() {
+    let left = |file: &str| -> Vec<String> {
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(':').next())
+            .filter(|name| {
+                name.strip_prefix(ACCOUNT_PREFIX)
+                    .and_then(common::split_run_id)
+                    .is_some_and(|(run, rest)| rest.starts_with('-') && !common::run_alive(run))
+            })
+            .map(String::from)
+            .collect()
+    };
+    for user in left("/etc/passwd") {
+        let _ = tool_fails("userdel", &[&user]);
+    }
+    for group in left("/etc/group") {
+        let _ = tool_fails("groupdel", &[&group]);
+    }
+}
+
+/// None when `program args...` succeeds; else what went wrong (it is not
+/// installed, or failed and said why).
+fn tool_fails(program: &str, args: &[&str]) -> Option<String> {
+    common::probe(program, args)
 }
 
 /// The ids a process reports in /proc/self/status, as the child prints them.
@@ -265,15 +293,10 @@ fn a_malformed_passwd_line_names_file_and_line_and_starts_nothing() {
         "root:x:0:0:root:/root:/bin/sh\nbroken-line-without-fields\n",
     )
     .unwrap();
-    let script =
-        format!("mount --bind {passwd} /etc/passwd && exec \"$0\" --user nobody -- echo started");
-    let mut command = Command::new("unshare");
-    command
-        .args(["--pid", "--fork", "--mount-proc", "sh", "-c", &script])
-        .arg(common::envinit())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let out = Running::spawn(command, Mode::Pid1, None, common::RUN_TIMEOUT, None).wait();
+    let out = in_mount_namespace(
+        &format!("mount --bind {passwd} /etc/passwd"),
+        &["--user", "nobody", "--", "echo", "started"],
+    );
     out.assert_code(78);
     assert!(
         out.out().is_empty(),
@@ -288,10 +311,54 @@ fn a_malformed_passwd_line_names_file_and_line_and_starts_nothing() {
     );
 }
 
+/// The same for a malformed /etc/group line (`--user nobody` reads the
+/// groups that list the user).
+#[test]
+fn a_malformed_group_line_names_file_and_line_and_starts_nothing() {
+    if !have_unshare() {
+        return;
+    }
+    let dir = TempDir::new("badgroup");
+    let group = dir.join("group");
+    std::fs::write(&group, "root:x:0:\nstaff:x:-1:\n").unwrap();
+    let out = in_mount_namespace(
+        &format!("mount --bind {group} /etc/group"),
+        &["--user", "nobody", "--", "echo", "started"],
+    );
+    out.assert_code(78);
+    assert!(
+        out.out().is_empty(),
+        "the app must not start: {}",
+        out.describe()
+    );
+    assert_eq!(out.err_lines().len(), 1, "one line: {}", out.describe());
+    assert!(
+        out.err().contains("/etc/group:2: malformed line: the gid"),
+        "{}",
+        out.describe()
+    );
+}
+
+/// envinit as PID 1 (`unshare --pid --fork --mount-proc`: a mount namespace
+/// of the test's own) after `setup`, a shell command run as root in that
+/// namespace (bind mounts over /etc files); then the shell execs envinit
+/// with `args`, which stays PID 1.
+fn in_mount_namespace(setup: &str, args: &[&str]) -> common::Finished {
+    let script = format!("{setup} && exec \"$0\" \"$@\"");
+    let mut command = Command::new("unshare");
+    command
+        .args(["--pid", "--fork", "--mount-proc", "sh", "-c", &script])
+        .arg(common::envinit())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0);
+    Running::spawn(command, Mode::Pid1, None, common::RUN_TIMEOUT, None).wait()
+}
+
 #[test]
 fn user_while_not_root_only_names_the_current_user() {
-    if !run_ok("setpriv", &["--help"]) {
-        common::note("SKIP: setpriv (util-linux) is unavailable");
+    if !common::prerequisite("setpriv", common::probe("setpriv", &["--help"])) {
         return;
     }
     let as_nobody = |args: &[&str]| {
@@ -831,6 +898,187 @@ fn a_dependency_that_never_comes_up_exits_69_without_starting_the_app() {
     assert!(out.elapsed < Duration::from_secs(20), "{}", out.describe());
 }
 
+/// A DNS server for one test on 127.53.X.Y:53 (a loopback address of its
+/// own, so no other test's or the machine's resolver is in the way) that
+/// answers every query at once with "no such name", and counts the
+/// queries for `name`.
+struct NxDomain {
+    address: std::net::Ipv4Addr,
+    asked: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl NxDomain {
+    fn start(name: &str) -> NxDomain {
+        let socket = (0..200u8)
+            .find_map(|i| {
+                let address =
+                    std::net::Ipv4Addr::new(127, 53, (std::process::id() % 250) as u8, i + 1);
+                std::net::UdpSocket::bind((address, 53)).ok()
+            })
+            .expect("a free 127.53.x.y:53");
+        let address = match socket.local_addr().unwrap() {
+            std::net::SocketAddr::V4(a) => *a.ip(),
+            other => panic!("{other}"),
+        };
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&asked);
+        let wire: Vec<u8> = name
+            .split('.')
+            .flat_map(|label| std::iter::once(label.len() as u8).chain(label.bytes()))
+            .chain([0])
+            .collect();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = socket.recv_from(&mut buf) {
+                let query = &buf[..n];
+                // The header (12 bytes), then the question: a name, type, class.
+                let Some(name_len) = query.get(12..).and_then(|q| q.iter().position(|&b| b == 0))
+                else {
+                    continue;
+                };
+                let question_end = 12 + name_len + 1 + 4;
+                if n < question_end {
+                    continue;
+                }
+                if query[12..12 + name_len + 1].eq_ignore_ascii_case(&wire) {
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
+                let mut answer = query[..question_end].to_vec();
+                // QR, the query's opcode and RD; RA; RCODE 3 (NXDOMAIN).
+                answer[2] = 0x80 | (query[2] & 0x79);
+                answer[3] = 0x83;
+                answer[6..12].fill(0); // no answer, authority, additional
+                let _ = socket.send_to(&answer, from);
+            }
+        });
+        NxDomain { address, asked }
+    }
+}
+
+/// `--wait`'s "no such host": a name only DNS could know, answered at once
+/// by the test's own DNS server (resolv.conf and hosts bind-mounted in the
+/// test's mount namespace), gives exit 69 with that reason and no stall;
+/// a name of the test-made /etc/hosts is found and waited on as usual.
+#[test]
+fn an_unknown_host_is_no_such_host_without_waiting_for_dns() {
+    if !have_unshare() {
+        return;
+    }
+    let dns = NxDomain::start("nowhere.invalid");
+    let dir = TempDir::new("nxdomain");
+    let resolv = dir.join("resolv.conf");
+    std::fs::write(&resolv, format!("nameserver {}\n", dns.address)).unwrap();
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 localhost\n127.0.0.1 envinit-dep.test\n").unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = format!(
+        "tcp://envinit-dep.test:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let setup =
+        format!("mount --bind {resolv} /etc/resolv.conf && mount --bind {hosts} /etc/hosts");
+    let started = std::time::Instant::now();
+    let out = in_mount_namespace(
+        &setup,
+        &[
+            "--wait",
+            &up,
+            "--wait",
+            "tcp://nowhere.invalid:80",
+            "--wait-timeout",
+            "2s",
+            "--",
+            "echo",
+            "started",
+        ],
+    );
+    let took = started.elapsed();
+    out.assert_code(69);
+    assert!(out.out().is_empty(), "{}", out.describe());
+    let errors: Vec<String> = out
+        .err_lines()
+        .into_iter()
+        .filter(|l| l.starts_with("envinit: error: "))
+        .collect();
+    assert_eq!(
+        errors[..errors.len().saturating_sub(1)],
+        ["envinit: error: tcp://nowhere.invalid:80 is not ready after 2s: no such host"],
+        "only the unknown name is down: {}",
+        out.describe()
+    );
+    assert!(dns.asked.load(Ordering::SeqCst) > 0, "DNS was not asked");
+    // musl's resolver gives up on a silent server after 5 s: the answers
+    // came at once.
+    assert!(
+        took < Duration::from_millis(4500),
+        "took {took:?}: {}",
+        out.describe()
+    );
+}
+
+/// `--wait http://...` and `--probe`: a 302 is not ready, and its Location
+/// is never fetched (redirects are not followed).
+#[test]
+fn an_http_redirect_is_not_followed() {
+    if !have_unshare() {
+        return;
+    }
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = server.local_addr().unwrap();
+    let followed = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&followed);
+    std::thread::spawn(move || {
+        for conn in server.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let answer = if request.starts_with(b"GET /ok ") {
+                seen.store(true, Ordering::SeqCst);
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_string()
+            } else {
+                format!(
+                    "HTTP/1.1 302 Found\r\nLocation: http://{address}/ok\r\nContent-Length: 0\r\n\r\n"
+                )
+            };
+            let _ = conn.write_all(answer.as_bytes());
+        }
+    });
+    let url = format!("http://{address}/old");
+    let out = Spec::pid1([
+        "--wait",
+        &url,
+        "--wait-timeout",
+        "1s",
+        "--",
+        "echo",
+        "started",
+    ])
+    .run();
+    out.assert_code(69);
+    assert!(out.out().is_empty(), "{}", out.describe());
+    assert!(
+        out.err()
+            .contains(&format!("{url} is not ready after 1s: status 302")),
+        "{}",
+        out.describe()
+    );
+    let out = Spec::direct(["--probe", &url]).run();
+    out.assert_code(1);
+    assert_eq!(
+        out.err_lines(),
+        [format!("envinit: error: {url}: status 302")],
+        "{}",
+        out.describe()
+    );
+    assert!(!followed.load(Ordering::SeqCst), "the Location was fetched");
+}
+
 #[test]
 fn a_stop_signal_during_the_wait_ends_envinit_at_once() {
     if !have_unshare() {
@@ -925,4 +1173,54 @@ fn probes_report_each_dependency_once() {
     let out = Spec::direct(["--probe", &tcp_up, "echo", "x"]).run();
     out.assert_code(64);
     drop(TcpStream::connect(up.local_addr().unwrap()));
+}
+
+/// ENVINIT_WAIT_TIMEOUT and ENVINIT_PROBE_TIMEOUT, the variables of
+/// `--wait-timeout` and `--probe-timeout`; the command line wins.
+#[test]
+fn wait_and_probe_timeouts_work_from_their_variables() {
+    if !have_unshare() {
+        return;
+    }
+    let down = format!("tcp://127.0.0.1:{}", free_port());
+    let out = Spec::pid1(["--wait", &down, "--", "echo", "started"])
+        .env("ENVINIT_WAIT_TIMEOUT", "1s")
+        .run();
+    out.assert_code(69);
+    assert!(
+        out.err().contains(&format!("{down} is not ready after 1s")),
+        "{}",
+        out.describe()
+    );
+    assert!(out.elapsed < Duration::from_secs(10), "{}", out.describe());
+    let out = Spec::pid1(["--wait", &down, "--wait-timeout", "1500ms", "--", "true"])
+        .env("ENVINIT_WAIT_TIMEOUT", "60s")
+        .run();
+    out.assert_code(69);
+    assert!(
+        out.err()
+            .contains(&format!("{down} is not ready after 1500ms")),
+        "{}",
+        out.describe()
+    );
+
+    // Accepts connections (the kernel's backlog) but never answers: the
+    // probe ends at its timeout, 300 ms here, not the default 2 s.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", silent.local_addr().unwrap());
+    let out = Spec::direct(["--probe", &url])
+        .env("ENVINIT_PROBE_TIMEOUT", "300ms")
+        .run();
+    out.assert_code(1);
+    assert_eq!(
+        out.err_lines(),
+        [format!("envinit: error: {url}: timed out")],
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.elapsed < Duration::from_millis(1500),
+        "the default 2 s, not 300 ms: {}",
+        out.describe()
+    );
 }

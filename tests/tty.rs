@@ -17,8 +17,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    EVENT_TIMEOUT, Mode, RUN_TIMEOUT, Running, Stream, have_setsid, have_unshare, py_child, sig,
-    stat, wait_until,
+    EVENT_TIMEOUT, Mode, RUN_TIMEOUT, Running, have_setsid, have_unshare, py_child, sig, stat,
+    wait_until,
 };
 use nix::fcntl::OFlag;
 use nix::libc;
@@ -56,14 +56,15 @@ impl Tty {
             .stdin(Stdio::from(slave.try_clone().unwrap()))
             .stdout(Stdio::from(slave.try_clone().unwrap()))
             .stderr(Stdio::from(slave));
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-        // Drop the parent's copies of the slave: the master reads EOF (EIO)
-        // once the last process on the terminal is gone.
-        drop(command);
-        let output = Stream::capture(master.try_clone().unwrap());
-        let run = Running::adopt(child, Mode::Pid1, RUN_TIMEOUT, output);
+        // The harness drops the parent's copies of the slave after the
+        // spawn: the master reads EOF (EIO) once the last process on the
+        // terminal is gone.
+        let run = Running::adopt(
+            command,
+            Mode::Pid1,
+            RUN_TIMEOUT,
+            master.try_clone().unwrap(),
+        );
         Tty { run, master }
     }
 

@@ -21,12 +21,13 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{TempDir, envinit, prerequisite};
+use common::{Mode, Running, Spec, TempDir, envinit, prerequisite, which};
 
 /// The longest one machine may run before it is killed.
 const VM_TIMEOUT: Duration = Duration::from_secs(90);
@@ -94,27 +95,20 @@ fn cache_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/vm-cache")
 }
 
-fn which(program: &str) -> Option<PathBuf> {
-    let out = Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .ok()?;
-    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    (out.status.success() && !path.is_empty()).then(|| PathBuf::from(path))
-}
+/// How long a tool may take (`apt-get download` of the kernel, `mkfs`).
+const TOOL_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Runs `command` to its end (bounded): its stdout, or why it failed.
 fn run(command: &mut Command) -> Result<String, String> {
-    let out = command
-        .output()
-        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    let out = common::try_run_for(command, TOOL_TIMEOUT)?;
     if !out.status.success() {
         return Err(format!(
             "{command:?} failed ({}): {}",
             out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            out.err().trim()
         ));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(out.out())
 }
 
 /// The kernel and its virtio modules, fetched once into the cache.
@@ -398,9 +392,9 @@ impl Default for Options<'_> {
 }
 
 struct Vm {
-    child: Child,
+    /// QEMU, in a process group of its own with the machine's deadline.
+    qemu: Option<Running>,
     dir: TempDir,
-    started: Instant,
     _slot: SlotGuard,
 }
 
@@ -436,7 +430,8 @@ impl Vm {
             .arg(&append)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            .process_group(0);
         if options.no_reboot {
             command.arg("-no-reboot");
         }
@@ -445,31 +440,34 @@ impl Vm {
                 .arg("-drive")
                 .arg(format!("file={},format=raw,if=virtio", disk.display()));
         }
-        let child = command.spawn().expect("qemu starts");
+        let qemu = Running::spawn(command, Mode::Direct, None, VM_TIMEOUT, None);
         Vm {
-            child,
+            qemu: Some(qemu),
             dir,
-            started: Instant::now(),
             _slot: slot,
         }
     }
 
     /// A machine started by `command` (QEMU, or a script that execs it)
-    /// once a slot is free, with its console and monitor in `dir`.
+    /// once a slot is free, in a process group of its own with the
+    /// machine's deadline; its console and monitor in `dir`.
     fn spawn(dir: TempDir, mut command: Command) -> Vm {
         let slot = slot();
-        let child = command
+        command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .spawn()
-            .expect("the machine starts");
+            .process_group(0);
+        let qemu = Running::spawn(command, Mode::Direct, None, VM_TIMEOUT, None);
         Vm {
-            child,
+            qemu: Some(qemu),
             dir,
-            started: Instant::now(),
             _slot: slot,
         }
+    }
+
+    fn qemu(&mut self) -> &mut Running {
+        self.qemu.as_mut().expect("QEMU runs")
     }
 
     fn console(&self) -> String {
@@ -478,8 +476,8 @@ impl Vm {
     }
 
     fn deadline_passed(&mut self, what: &str) -> ! {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Dropping it kills QEMU's process group.
+        drop(self.qemu.take());
         panic!(
             "{what}: not within {VM_TIMEOUT:?}; the machine was killed. Console:\n{}",
             self.console()
@@ -492,29 +490,27 @@ impl Vm {
             if self.console().matches(text).count() >= times {
                 return;
             }
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Some(status) = self.qemu().exited() {
                 panic!(
                     "QEMU ended ({status}) before the console showed {text:?}. Console:\n{}",
                     self.console()
                 );
             }
-            if self.started.elapsed() > VM_TIMEOUT {
+            if self.qemu().overdue() {
                 self.deadline_passed(&format!("waiting for {text:?}"));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
-    /// Waits for QEMU to end; returns its status and the whole console.
+    /// Waits for QEMU to end (killed past the deadline, which fails the
+    /// test); returns its status and the whole console.
     fn wait(mut self) -> (ExitStatus, String) {
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return (status, self.console());
-            }
-            if self.started.elapsed() > VM_TIMEOUT {
-                self.deadline_passed("the machine ending");
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let qemu = self.qemu.take().expect("QEMU runs");
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| qemu.wait()));
+        match out {
+            Ok(out) => (out.status, self.console()),
+            Err(_) => self.deadline_passed("the machine ending"),
         }
     }
 
@@ -526,7 +522,7 @@ impl Vm {
             if let Some(response) = netns.run(|| engines::http_get(&address, path)) {
                 return response;
             }
-            if self.started.elapsed() > VM_TIMEOUT {
+            if self.qemu().overdue() {
                 self.deadline_passed(&format!("waiting for an answer on port {port}"));
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -542,13 +538,6 @@ impl Vm {
         let mut buf = [0u8; 4096];
         let _ = std::io::Read::read(&mut sock, &mut buf);
         std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-impl Drop for Vm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -590,9 +579,11 @@ fn the_app_runs_on_the_console_with_kernel_env_and_args_then_the_machine_powers_
     // /proc, /sys or /run to mount on (envinit creates them).
     tree.dir("dev");
     tree.text("dev/console", "");
+    // No image config, no ENVINIT_HOSTNAME: the name is /etc/hostname's.
+    tree.text("etc/hostname", "from-file\n");
     tree.script(
         "app.sh",
-        r#"echo "app: argc=$# 1=$1 2=$2"
+        r#"echo "app: argc=$# 1=$1 2=$2 host=$(hostname)"
 echo "app: GREETING=$GREETING PATH=$PATH"
 echo "app: stdout is $(readlink /proc/$$/fd/1)"
 echo "app: pid=$$ ppid=$PPID"
@@ -606,7 +597,7 @@ exit 3
         r#"GREETING=hello -- /app.sh one "two words""#,
     );
     assert!(
-        console.contains("app: argc=2 1=one 2=two words"),
+        console.contains("app: argc=2 1=one 2=two words host=from-file"),
         "{console}"
     );
     assert!(
@@ -625,6 +616,8 @@ exit 3
 fn an_image_config_gives_entrypoint_cmd_env_workdir_and_user() {
     let Some(kit) = kit() else { return };
     let mut tree = Tree::base(kit);
+    // The image's Hostname wins over /etc/hostname.
+    tree.text("etc/hostname", "from-file\n");
     tree.dir("etc/envinit");
     tree.text(
         "etc/envinit/image.json",
@@ -648,6 +641,100 @@ fn an_image_config_gives_entrypoint_cmd_env_workdir_and_user() {
     assert!(console.contains("uid=65534"), "{console}");
     assert!(console.contains("envinit: exit code=0"), "{console}");
     assert_powered_off(status, &console);
+}
+
+/// `--image-config FILE` (the flag form, on the kernel command line after
+/// `--`) names a config that is not at the default path, and
+/// `ENVINIT_HOSTNAME` wins over the image's Hostname and /etc/hostname.
+#[test]
+fn the_image_config_flag_names_the_file_and_envinit_hostname_wins() {
+    let Some(kit) = kit() else { return };
+    let mut tree = Tree::base(kit);
+    tree.text("etc/hostname", "from-file\n");
+    tree.text(
+        "srv/image.json",
+        r#"{"Hostname":"from-image","Env":["FROM=image"],
+            "Cmd":["/bin/sh","-c","echo \"app: FROM=$FROM host=$(hostname)\""]}"#,
+    );
+    let (status, console) = boot_and_wait(
+        kit,
+        "vm-image-flag",
+        &tree,
+        "ENVINIT_HOSTNAME=from-kernel -- --image-config /srv/image.json",
+    );
+    assert!(
+        console.contains("app: FROM=image host=from-kernel"),
+        "{console}"
+    );
+    assert!(console.contains("envinit: exit code=0"), "{console}");
+    assert_powered_off(status, &console);
+}
+
+/// docs/exit-codes.md, 71 in VM mode: an image config that cannot be read
+/// or parsed, or a WorkingDir that cannot be entered, is one line naming
+/// the file (or the directory) and why; nothing runs; the machine powers
+/// off. Two machines at a time.
+#[test]
+fn an_image_config_that_cannot_be_used_is_one_line_then_71() {
+    let Some(kit) = kit() else { return };
+    // (name, image.json at the default path if any, kernel words, the line)
+    let cases: [(&str, Option<&str>, &str, &str); 3] = [
+        (
+            "missing",
+            None,
+            "ENVINIT_IMAGE_CONFIG=/etc/envinit/missing.json",
+            "envinit: error: cannot read the image config /etc/envinit/missing.json: \
+             No such file or directory",
+        ),
+        (
+            "malformed",
+            Some(r#"{"Cmd":["/bin/echo","ran"],"#),
+            "",
+            "envinit: error: /etc/envinit/image.json: line 1 column ",
+        ),
+        (
+            "workdir",
+            Some(r#"{"Cmd":["/bin/echo","ran"],"WorkingDir":"/etc/passwd/app"}"#),
+            "",
+            "envinit: error: cannot enter WorkingDir /etc/passwd/app: Not a directory",
+        ),
+    ];
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = cases
+            .iter()
+            .map(|(name, json, append, line)| {
+                let handle = scope.spawn(move || {
+                    let mut tree = Tree::base(kit);
+                    tree.dir("etc/envinit");
+                    if let Some(json) = json {
+                        tree.text("etc/envinit/image.json", json);
+                    }
+                    boot_and_wait(kit, &format!("vm-71-{name}"), &tree, append)
+                });
+                (name, line, handle)
+            })
+            .collect();
+        for (name, line, handle) in runs {
+            let (status, console) = handle.join().unwrap_or_else(|_| panic!("{name}: failed"));
+            let errors: Vec<&str> = console
+                .lines()
+                .filter(|l| l.starts_with("envinit: error: "))
+                .collect();
+            assert!(
+                errors.len() == 1 && errors[0].starts_with(line),
+                "{name}: want one line starting {line:?}:\n{console}"
+            );
+            assert!(
+                !console.contains("\nran\n"),
+                "{name}: the command ran:\n{console}"
+            );
+            assert!(
+                console.contains("envinit: exit code=71"),
+                "{name}:\n{console}"
+            );
+            assert_powered_off(status, &console);
+        }
+    });
 }
 
 #[test]
@@ -1006,12 +1093,9 @@ exec switch_root /newroot /sbin/init "$@"
 
 #[test]
 fn vm_on_outside_pid1_is_a_usage_error() {
-    let out = Command::new(envinit())
-        .args(["--vm", "on", "true"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = Spec::direct(["--vm", "on", "true"]).run();
+    assert_eq!(out.code, Some(64), "{}", out.describe());
+    let stderr = out.err();
     assert!(stderr.contains("--vm on: envinit is not PID 1"), "{stderr}");
 }
 
@@ -1031,14 +1115,15 @@ fn facts_that_cannot_be_read_are_errors_at_the_template_position() {
     )
     .unwrap();
     // A mount namespace whose /proc is gone, envinit not PID 1 (so not a VM).
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg("umount -l /proc && exec \"$0\" --check -t \"$1\"")
-        .arg(envinit())
-        .arg(format!("{}:{}", template.display(), dir.join("app.conf")))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = common::run_for(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("umount -l /proc && exec \"$0\" --check -t \"$1\"")
+            .arg(envinit())
+            .arg(format!("{}:{}", template.display(), dir.join("app.conf"))),
+        common::RUN_TIMEOUT,
+    );
+    let stderr = out.err();
     assert_eq!(out.status.code(), Some(78), "{stderr}");
     assert!(
         stderr.contains(&format!(
@@ -1261,8 +1346,8 @@ exec nginx -g 'daemon off;'
         ),
     )
     .unwrap();
-    let tag = format!("envinit-vm-nginx:{}", std::process::id());
-    let out = engines::run_for(
+    let tag = engines::tag("envinit-vm-nginx");
+    let out = common::run_for(
         Command::new("docker")
             .args(["build", "-q", "--build-arg"])
             .arg(format!("BASE={base}"))
@@ -1281,18 +1366,12 @@ exec nginx -g 'daemon off;'
 }
 
 fn sha256(text: &str) -> String {
-    let mut child = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::run_for(
+        Command::new("sh")
+            .args(["-c", "printf %s \"$1\" | sha256sum", "sh"])
+            .arg(text),
+        Duration::from_secs(30),
+    );
     String::from_utf8_lossy(&out.stdout)[..64].to_string()
 }
 
@@ -1331,7 +1410,7 @@ fn boot_tool_vm(name: &str, out: &Path, netns: &Netns) -> Vm {
 /// Runs tools/vm-from-image with `args`; its output directory.
 fn vm_from_image(kit: &Kit, out: &Path, args: &[&str]) {
     let tool = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/vm-from-image");
-    let result = engines::run_for(
+    let result = common::run_for(
         Command::new(tool)
             .arg("--kernel")
             .arg(&kit.kernel)

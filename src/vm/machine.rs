@@ -341,5 +341,4 @@ mod tests {
         assert!(is_mount_point(c"/proc"));
         assert!(!is_mount_point(c"/no/such/dir"));
     }
-
 }

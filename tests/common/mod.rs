@@ -7,9 +7,25 @@
 //! the process printed so far. Nothing here sleeps a fixed time to
 //! synchronise.
 //!
-//! Prerequisites (`unshare`, `python3`, `setsid`) are checked once: missing
-//! ones skip the test with a printed reason, except under `CI=true`, where a
-//! missing prerequisite fails the test.
+//! Every external command a test runs goes through here: [`run_for`] (a
+//! command run to its end) or [`Spec`]/[`Running`] (envinit, or a command
+//! the test talks to while it runs). Each starts in a process group of its
+//! own and has a deadline; past it, the group and every descendant are
+//! SIGKILLed, and the test fails with what was printed so far. The threads
+//! that read its pipes are joined only once the pipes are closed, so a
+//! descendant that keeps them open cannot hang the test. `.ci/run` checks
+//! that no test file spawns a command any other way.
+//!
+//! Prerequisites (`unshare`, `python3`, `setsid`, a tool a test needs) go
+//! through [`prerequisite`]: a missing one skips the test with one `SKIP:`
+//! line naming it, except under `CI=true`, where it fails the test, naming
+//! it. A case of a test that could not happen here is [`skip_case`]: a
+//! `SKIP CASE` line, or a failure under CI. `./test` and `.ci/run` count
+//! those lines.
+//!
+//! Names of things that outlive a process (users, groups, images,
+//! containers) carry [`run_id`], so concurrent runs never share them and a
+//! later run can remove what a killed one left ([`run_alive`]).
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
@@ -17,7 +33,7 @@ use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -41,6 +57,17 @@ pub fn envinit() -> OsString {
         panic!("{problem}");
     }
     path
+}
+
+/// The binary under test's `comm` in /proc (its file name, cut to 15
+/// bytes as the kernel does): `envinit`, or `envinit-aarch64` for dist/'s.
+pub fn envinit_comm() -> String {
+    let path = PathBuf::from(envinit());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.chars().take(15).collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -118,44 +145,122 @@ pub fn emulated() -> bool {
     arch != Arch::Other && arch != Arch::host()
 }
 
-/// Skips the calling test, by name, when the binary under test is built for
-/// `arch` and runs under qemu-user (never on a native host of that
-/// architecture, and never for the host's own build): prints `SKIP` with the
-/// test's name and `reason`, and returns true. The reason is written at the
-/// call site, in the test: what qemu-user lacks, and why the test cannot
-/// pass there.
-///
-/// Known gaps of qemu-user 7.2 (Debian's qemu-user-static): it answers
-/// `prctl(PR_SET_CHILD_SUBREAPER)` with EINVAL (so envinit not being PID 1
-/// cannot be a subreaper); signals ignored by whoever starts qemu are not
-/// ignored in the emulated program (so a test that starts envinit with a
-/// signal ignored and expects the child to inherit that cannot pass); it
-/// shifts real-time signal numbers (the program's 32-62 are the host's
-/// 34-64; the host's 32 and 33 have none); and it runs envinit's code about
-/// 13 times slower than native.
-pub fn skip_emulated(arch: Arch, test: &str, reason: &str) -> bool {
-    let skip = emulated() && self::arch() == arch;
+/// The name of the test function this is written in (the last path
+/// segment of its type name, closures left out), so that a line naming the
+/// test cannot drift from the function's name.
+#[macro_export]
+macro_rules! this_test {
+    () => {{
+        fn here() {}
+        $crate::common::test_name(std::any::type_name_of_val(&here))
+    }};
+}
+
+/// The test's name in `path::to::test::here` (see [`this_test!`]).
+pub fn test_name(path: &'static str) -> &'static str {
+    path.rsplit("::")
+        .find(|segment| *segment != "here" && !segment.starts_with('{'))
+        .unwrap_or(path)
+}
+
+/// What qemu-user 7.2 (Debian's qemu-user-static) cannot do, for tests of
+/// the aarch64 binary run through it on an x86_64 host (`INIT_UNDER_TEST`,
+/// as .ci/run's second pass does). Each gap skips only the cases that need
+/// it ([`emulator_lacks`], [`emulator_lacks_case`]); everything else runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gap {
+    /// It answers `prctl(PR_SET_CHILD_SUBREAPER)` with EINVAL, so envinit
+    /// not being PID 1 cannot be a subreaper: orphans go to the host's
+    /// init. As PID 1 nothing is missing.
+    NoSubreaper,
+    /// It keeps host real-time signals for itself and shifts the rest: the
+    /// emulated program's 32-62 are the host's 34-64 (the host's 39 arrives
+    /// as 37, a forwarded 37 leaves as 39), and the host's 32 and 33 have no
+    /// counterpart. Forwarding round-trips; checks of the number envinit
+    /// sees cannot pass.
+    RealtimeShift,
+    /// It runs threads of its own beside the program (and more at each
+    /// fork), so a limit on a cgroup's tasks hits qemu itself first.
+    OwnThreads,
+}
+
+impl Gap {
+    fn reason(self) -> &'static str {
+        match self {
+            Gap::NoSubreaper => {
+                "qemu-user answers PR_SET_CHILD_SUBREAPER with EINVAL: orphans go to the host's init"
+            }
+            Gap::RealtimeShift => {
+                "qemu-user shifts real-time signal numbers by two (host 39 is the program's 37; host 32, 33: none)"
+            }
+            Gap::OwnThreads => {
+                "qemu-user runs threads of its own, which a cgroup's task limit counts: it fails before envinit does"
+            }
+        }
+    }
+}
+
+/// True (after a `SKIP (aarch64 under qemu-user)` line naming `test` and
+/// the gap) when the binary under test runs under qemu-user, which lacks
+/// `gap`: for a test whose every case needs it. Never on a native host of
+/// that architecture, never for the host's own build. `test` is
+/// `this_test!()`. Also known: qemu-user runs envinit's code about 13 times
+/// slower than native (run such tests smaller, not skipped), and does not
+/// pass inherited SIG_IGN on to the emulated program.
+pub fn emulator_lacks(gap: Gap, test: &str) -> bool {
+    let skip = emulated();
     if skip {
         note(&format!(
-            "SKIP ({} under qemu-user): {test}: {reason}",
-            arch.name()
+            "SKIP ({} under qemu-user): {test}: {}",
+            arch().name(),
+            gap.reason()
         ));
     }
     skip
 }
 
-/// [`skip_emulated`] for one case of a test (the not-PID-1 run of a test
-/// that also runs envinit as PID 1): the rest of the test still runs, so the
-/// line says `SKIP CASE` (.ci/run counts only whole tests as skipped).
-pub fn skip_case_emulated(arch: Arch, test: &str, case: &str, reason: &str) -> bool {
-    let skip = emulated() && self::arch() == arch;
+/// [`emulator_lacks`] for one case of a test whose other cases still run:
+/// the line says `SKIP CASE`, and the test still counts as run.
+pub fn emulator_lacks_case(gap: Gap, test: &str, case: &str) -> bool {
+    let skip = emulated();
     if skip {
         note(&format!(
-            "SKIP CASE ({} under qemu-user): {test} [{case}]: {reason}",
-            arch.name()
+            "SKIP CASE ({} under qemu-user): {test} [{case}]: {}",
+            arch().name(),
+            gap.reason()
         ));
     }
     skip
+}
+
+/// True (after a `HOST ONLY` line) when the binary under test is emulated
+/// and the calling test does not run it (it checks host code, or an image
+/// of the host's build): the aarch64 pass of .ci/run then leaves it out of
+/// its counts instead of counting the host's result as the aarch64
+/// binary's. The x86_64 pass runs it.
+pub fn host_code_only(test: &str, why: &str) -> bool {
+    let skip = emulated();
+    if skip {
+        note(&format!(
+            "HOST ONLY ({} under qemu-user): {test}: {why}",
+            arch().name()
+        ));
+    }
+    skip
+}
+
+/// A case of a test that did not happen here (a kill that came too late, a
+/// quota the machine would not set): under `CI=true` the test fails naming
+/// it; elsewhere one `SKIP CASE` line says so and the rest of the test
+/// runs.
+pub fn skip_case(test: &str, case: &str, why: &str) {
+    let message = format!("SKIP CASE: {test} [{case}]: {why}");
+    if in_ci() {
+        panic!(
+            "case not checked (CI=true: a case that did not happen is a failure): {test} [{case}]: {why}"
+        );
+    }
+    note(&message);
 }
 
 /// Checks once that the binary under test starts here (`--version`): a
@@ -171,15 +276,9 @@ fn runs_here(path: &Path) -> Result<(), String> {
          as .ci/run does",
         path.display()
     );
-    match Command::new(path)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(status) if status.success() => Ok(()),
-        Ok(status) => Err(format!("{how} (`--version` gave {status})")),
+    match try_run_for(Command::new(path).arg("--version"), RUN_TIMEOUT) {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!("{how} (`--version` gave {})", out.status)),
         Err(e) => Err(format!("{how} ({e})")),
     }
 }
@@ -214,39 +313,42 @@ pub mod sig {
 // ---------------------------------------------------------------------------
 // Prerequisites
 
-fn in_ci() -> bool {
+/// True under `CI=true`, where a missing prerequisite or an unchecked
+/// case fails the test.
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
-/// Writes straight to fd 2, past libtest's capture, so skip reasons show.
+/// Writes one whole line straight to fd 2, past libtest's capture, so skip
+/// reasons show (one write: lines of tests running at once do not mix).
 pub fn note(message: &str) {
-    let _ = writeln!(std::io::stderr(), "{message}");
+    let line = format!("{message}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
-/// Returns false (after printing why) when a prerequisite is missing, so the
-/// test can return early; panics instead under `CI=true`.
+/// Returns false (after one `SKIP: NAME is unavailable: PROBLEM` line) when
+/// a prerequisite is missing, so the test can return early; under
+/// `CI=true` the test fails instead, naming it. Every skip of a missing
+/// tool, engine or facility goes through here.
 pub fn prerequisite(name: &str, problem: Option<String>) -> bool {
     match problem {
         None => true,
         Some(problem) => {
-            let message = format!("SKIP: {name} is unavailable: {problem}");
             if in_ci() {
-                panic!("{message} (CI=true: a missing prerequisite is a failure)");
+                panic!(
+                    "missing prerequisite (CI=true: a missing prerequisite is a failure): \
+                     {name} is unavailable: {problem}"
+                );
             }
-            note(&message);
+            note(&format!("SKIP: {name} is unavailable: {problem}"));
             false
         }
     }
 }
 
-fn probe(program: &str, args: &[&str]) -> Option<String> {
-    match Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-    {
+/// None when `program args...` runs and succeeds, else what went wrong.
+pub fn probe(program: &str, args: &[&str]) -> Option<String> {
+    match try_run_for(Command::new(program).args(args), RUN_TIMEOUT) {
         Ok(out) if out.status.success() => None,
         Ok(out) => Some(format!(
             "`{program} {}` failed ({}): {}",
@@ -254,8 +356,31 @@ fn probe(program: &str, args: &[&str]) -> Option<String> {
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         )),
-        Err(e) => Some(format!("cannot run `{program}`: {e}")),
+        Err(e) => Some(e),
     }
+}
+
+/// The path of `program` on PATH, or None.
+pub fn which(program: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(program))
+        .find(|path| {
+            std::fs::metadata(path).is_ok_and(|m| {
+                use std::os::unix::fs::PermissionsExt;
+                m.is_file() && m.permissions().mode() & 0o111 != 0
+            })
+        })
+}
+
+/// [`prerequisite`] for a program on PATH: `install` says how to get it.
+pub fn have_program(program: &str, install: &str) -> bool {
+    prerequisite(
+        program,
+        which(program)
+            .is_none()
+            .then(|| format!("not found on PATH ({install})")),
+    )
 }
 
 /// Can we make a PID namespace (root and util-linux `unshare`)?
@@ -280,12 +405,10 @@ pub fn have_setsid() -> bool {
 pub fn python() -> Option<&'static Path> {
     static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let found = PYTHON.get_or_init(|| {
-        let out = Command::new("python3")
-            .args(["-c", "import sys; print(sys.executable)"])
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run python3: {e}"))?;
+        let out = try_run_for(
+            Command::new("python3").args(["-c", "import sys; print(sys.executable)"]),
+            RUN_TIMEOUT,
+        )?;
         let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if out.status.success() && !path.is_empty() {
             Ok(PathBuf::from(path))
@@ -364,6 +487,60 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
     }
     bytes.truncate(len);
     bytes
+}
+
+// ---------------------------------------------------------------------------
+// Run ids
+
+/// The start time of `pid` (field 22 of /proc/PID/stat, clock ticks after
+/// boot), None when it is gone.
+fn start_time(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    text[text.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+/// This test process's run id, `PID-STARTTIME`: unique on this machine
+/// while the process lives, and after (a pid is reused only with another
+/// start time). Names of users, groups, images, containers, services and
+/// secrets carry it; [`run_alive`] tells a live run's from a killed one's.
+pub fn run_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let pid = std::process::id();
+        format!("{pid}-{}", start_time(pid).unwrap_or(0))
+    })
+}
+
+/// The run id at the start of `text` (`PID-STARTTIME`, then the end or a
+/// non-digit), and the rest.
+pub fn split_run_id(text: &str) -> Option<(&str, &str)> {
+    let digits = |t: &str| t.bytes().take_while(u8::is_ascii_digit).count();
+    let pid = digits(text);
+    if pid == 0 || text.as_bytes().get(pid) != Some(&b'-') {
+        return None;
+    }
+    let start = digits(&text[pid + 1..]);
+    if start == 0 {
+        return None;
+    }
+    Some(text.split_at(pid + 1 + start))
+}
+
+/// True while the run `id` (from [`run_id`]) is still running: its pid
+/// exists with the same start time. Leftovers of runs that are not alive
+/// (killed before their clean-up) may be removed.
+pub fn run_alive(id: &str) -> bool {
+    let Some((pid, start)) = id.split_once('-') else {
+        return false;
+    };
+    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+        return false;
+    };
+    start_time(pid) == Some(start)
 }
 
 // ---------------------------------------------------------------------------
@@ -650,6 +827,11 @@ impl Spec {
         Spec::new(Mode::Direct, args)
     }
 
+    /// envinit in `mode` with these arguments.
+    pub fn in_mode<S: AsRef<OsStr>>(mode: Mode, args: impl IntoIterator<Item = S>) -> Spec {
+        Spec::new(mode, args)
+    }
+
     fn new<S: AsRef<OsStr>>(mode: Mode, args: impl IntoIterator<Item = S>) -> Spec {
         Spec {
             mode,
@@ -803,9 +985,12 @@ impl Spec {
     }
 }
 
-/// A started envinit (or the command that starts it).
+/// A started envinit (or the command that starts it), or any command a test
+/// talks to while it runs.
 pub struct Running {
     child: Option<Child>,
+    /// The program, for messages.
+    name: String,
     mode: Mode,
     started: Instant,
     deadline: Instant,
@@ -821,6 +1006,8 @@ pub struct Running {
 /// How a run ended.
 #[derive(Debug)]
 pub struct Finished {
+    /// The exit status, as `std::process::Output` has it.
+    pub status: ExitStatus,
     /// The exit code; None when killed by a signal.
     pub code: Option<i32>,
     /// The killing signal, if any.
@@ -908,10 +1095,19 @@ impl Running {
         timeout: Duration,
         keep: Option<std::fs::File>,
     ) -> Running {
+        Running::launch(&mut command, mode, stdin, timeout, keep)
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"))
+    }
+
+    fn launch(
+        command: &mut Command,
+        mode: Mode,
+        stdin: Option<Vec<u8>>,
+        timeout: Duration,
+        keep: Option<std::fs::File>,
+    ) -> std::io::Result<Running> {
         let started = Instant::now();
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        let mut child = command.spawn()?;
         drop(keep);
         let mut readers = Vec::new();
         let stdout = match child.stdout.take() {
@@ -936,8 +1132,9 @@ impl Running {
             })),
             _ => None,
         };
-        Running {
+        Ok(Running {
             child: Some(child),
+            name: program_name(command),
             mode,
             started,
             deadline: started + timeout,
@@ -946,29 +1143,50 @@ impl Running {
             stderr,
             readers,
             writer,
-        }
+        })
     }
 
-    /// Wraps an already spawned process whose output (stdout and stderr
-    /// together, e.g. a pty master) is read by `output`.
+    /// Spawns `command` (not in a group of its own: `setsid` makes a
+    /// session) whose output, stdout and stderr together, e.g. a pty
+    /// master, is read by `output`.
     pub fn adopt(
-        child: Child,
+        mut command: Command,
         mode: Mode,
         timeout: Duration,
-        output: (Arc<Stream>, JoinHandle<()>),
+        output: impl Read + Send + 'static,
     ) -> Running {
         let started = Instant::now();
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        let name = program_name(&command);
+        // The parent's copies of what the command was given (a pty's
+        // slave) close here, so the reader sees the end when the last
+        // process holding them is gone.
+        drop(command);
+        let (stream, reader) = Stream::capture(output);
         Running {
             child: Some(child),
+            name,
             mode,
             started,
             deadline: started + timeout,
             init: OnceLock::new(),
-            stdout: output.0,
+            stdout: stream,
             stderr: Stream::closed_empty(),
-            readers: vec![output.1],
+            readers: vec![reader],
             writer: None,
         }
+    }
+
+    /// Its exit status once it has exited (reaped here), without waiting.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
+    }
+
+    /// True once the deadline has passed.
+    pub fn overdue(&self) -> bool {
+        Instant::now() >= self.deadline
     }
 
     /// The pid of the process the test started (unshare or envinit).
@@ -1061,10 +1279,13 @@ impl Running {
                 let root = child.id() as i32;
                 kill_tree(root, Some(root));
                 let _ = child.wait();
+                // Never joined: something outside the group may hold the
+                // pipes (the readers end with the test process).
                 self.stdout.wait_closed(Duration::from_secs(2));
                 self.stderr.wait_closed(Duration::from_secs(2));
                 panic!(
-                    "envinit did not exit within {:?}: killed it\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    "{} did not exit within {:?}: killed its process group and descendants\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    self.name,
                     self.deadline - self.started,
                     tail(&self.stdout.text()),
                     tail(&self.stderr.text())
@@ -1075,7 +1296,9 @@ impl Running {
         let elapsed = self.started.elapsed();
         let closed_out = self.stdout.wait_closed(Duration::from_secs(5));
         let closed_err = self.stderr.wait_closed(Duration::from_secs(5));
-        if let Some(writer) = self.writer.take() {
+        // The stdin writer is joined only when it is done: a descendant
+        // that holds stdin open without reading would block it.
+        if let Some(writer) = self.writer.take().filter(|w| w.is_finished()) {
             let _ = writer.join();
         }
         if closed_out && closed_err {
@@ -1084,6 +1307,7 @@ impl Running {
             }
         }
         Finished {
+            status,
             code: status.code(),
             signal: status.signal(),
             stdout: self.stdout.bytes(),
@@ -1106,4 +1330,61 @@ impl Drop for Running {
             let _ = child.wait();
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// External commands
+
+/// How long a tool's command may take by default (a probe, `useradd`, a
+/// `docker inspect`); builds and engines pass their own bound.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The program `command` runs, for messages.
+fn program_name(command: &Command) -> String {
+    command.get_program().to_string_lossy().into_owned()
+}
+
+/// Runs `command` to its end, bounded by `timeout`: stdin at EOF, stdout
+/// and stderr captured, in a process group of its own. Past the deadline
+/// the group and every descendant get SIGKILL and the test fails with what
+/// the command printed so far. When it exits but something it started
+/// still holds its output open, that group is killed too (after 5 s) and
+/// the output so far is returned. The one way tests run a command to its
+/// end (`.ci/run` checks that no test file calls `.output()`, `.status()`
+/// or `.spawn()` itself). A command that cannot be started fails the test;
+/// see [`try_run_for`].
+pub fn run_for(command: &mut Command, timeout: Duration) -> Finished {
+    try_run_for(command, timeout).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`run_for`], but a command that cannot be started (not installed, not
+/// executable) is an `Err` naming it, for prerequisite probes.
+pub fn try_run_for(command: &mut Command, timeout: Duration) -> Result<Finished, String> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let run = Running::launch(command, Mode::Direct, None, timeout, None)
+        .map_err(|e| format!("cannot run `{}`: {e}", program_name(command)))?;
+    let group = run.spawned_pid();
+    let out = run.wait();
+    if !out.pipes_closed {
+        let _ = send(-group, sig::KILL);
+    }
+    Ok(out)
+}
+
+/// [`run_for`] with [`COMMAND_TIMEOUT`]; the test fails unless the command
+/// succeeds. Its stdout.
+pub fn ok(command: &mut Command) -> String {
+    let out = run_for(command, COMMAND_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "{command:?} failed ({}):\n{}{}",
+        out.status,
+        out.out(),
+        out.err()
+    );
+    out.out()
 }

@@ -1,26 +1,41 @@
-//! The container engines for the example tests (tests/examples.rs): Docker,
-//! Compose (`docker compose` or docker-compose v1), a single-node Swarm and
-//! Podman, driven through their command lines with a deadline on every
-//! command; the base image made by tests/fixtures/images.sh (Debian from
-//! debootstrap, no registry), built once per run and reused; the example
-//! images built from examples/*/ exactly as their READMEs say, with the
-//! local base passed as the `BASE` build argument; and guards that remove
-//! every container, project, service and swarm when a test ends, however it
-//! ends. Names start with `envinit-ex-`.
+//! The container engines for the image tests (tests/examples.rs,
+//! docker.rs, docker_legacy.rs, follow.rs): Docker, Compose (`docker
+//! compose` or docker-compose v1), a single-node Swarm and Podman, driven
+//! through their command lines with tests/common's [`run_for`] (a deadline
+//! on every command, the process group killed past it); the base image
+//! made by tests/fixtures/images.sh (Debian from debootstrap, no registry),
+//! built once per content and reused; the example images built from
+//! examples/*/ exactly as their READMEs say, with the local base passed as
+//! the `BASE` build argument; and guards that remove every container,
+//! project, service and secret when a test ends, however it ends.
 //!
-//! A missing engine skips the test with a printed reason, except under
-//! CI=true, where it fails. The engine tests take one lock, so they run one
-//! at a time: a JVM, a Compose project and a Swarm at once on two shared
-//! cores would only make each other time out.
+//! Shared state: every name a run gives the engine (image tags, container,
+//! project, service and secret names) ends with the run's id
+//! ([`common::run_id`]), and every container carries the label
+//! [`RUN_LABEL`]`=ID`, so concurrent runs (other checkouts on the same
+//! engine) never see or replace each other's, and only what this run made
+//! is removed: containers and the like by their guards, images when the
+//! test binary exits ([`remove_at_exit`]). What a killed run left is swept
+//! by the next run ([`sweep`]), by those names, once its process is gone.
+//! A swarm is left only if the test made it.
+//!
+//! A missing engine skips the test with a printed reason
+//! ([`common::prerequisite`]), except under CI=true, where it fails. The
+//! engine tests of examples.rs take one lock, so they run one at a time: a
+//! JVM, a Compose project and a Swarm at once on two shared cores would
+//! only make each other time out. A crate that has `mod engines;` has `mod
+//! common;` too.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
+
+use super::common::{self, Finished, prerequisite, run_for, run_id};
 
 /// How long one engine command may take (a build, a `compose up`).
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
@@ -28,22 +43,35 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long the base image may take to build (debootstrap + apt).
 const FIXTURE_TIMEOUT: Duration = Duration::from_secs(900);
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
+/// The label every container a test starts carries, with the run id.
+pub const RUN_LABEL: &str = "envinit.test.run";
+
+/// `--label envinit.test.run=ID` for `docker run`/`podman run`.
+pub fn label() -> [String; 2] {
+    ["--label".into(), format!("{RUN_LABEL}={}", run_id())]
 }
 
-/// False (after printing why) when a prerequisite is missing; panics under
-/// CI=true.
-pub fn prerequisite(ok: bool, what: &str) -> bool {
-    if !ok {
-        let message = format!("SKIP: {what}");
-        assert!(
-            !in_ci(),
-            "{message} (CI=true: a missing prerequisite is a failure)"
-        );
-        let _ = writeln!(std::io::stderr(), "{message}");
+/// `BASE-ID`: a name (container, project, service, secret) of this run.
+pub fn name(base: &str) -> String {
+    format!("{base}-{}", run_id())
+}
+
+/// `REPOSITORY:ID`: an image tag of this run.
+pub fn tag(repository: &str) -> String {
+    format!("{repository}:{}", run_id())
+}
+
+/// The run id a name or tag ends with (`...-PID-START`, `...:PID-START`).
+pub fn trailing_run_id(name: &str) -> Option<&str> {
+    let start = name.rfind(|c: char| !c.is_ascii_digit())?;
+    let pid_end = start;
+    if name.as_bytes()[pid_end] != b'-' {
+        return None;
     }
-    ok
+    let pid_start = name[..pid_end].rfind(|c: char| !c.is_ascii_digit())? + 1;
+    let id = &name[pid_start..];
+    let (parsed, rest) = common::split_run_id(id)?;
+    (rest.is_empty() && parsed.len() == id.len()).then_some(id)
 }
 
 /// Serialises the engine tests (see the module doc). A failed test poisons
@@ -66,61 +94,14 @@ pub fn envinit_binary() -> Option<PathBuf> {
         PathBuf::from,
     );
     prerequisite(
-        path.exists(),
-        &format!(
-            "no static envinit at {} (run ./build, or ./test)",
-            path.display()
-        ),
+        "the static envinit",
+        (!path.exists()).then(|| format!("no file {} (run ./build, or ./test)", path.display())),
     )
     .then_some(path)
 }
 
 // ---------------------------------------------------------------------------
 // Commands with a deadline
-
-/// Runs a command with stdin closed, killing it after `timeout` (which
-/// fails the test with what it printed).
-pub fn run_for(command: &mut Command, timeout: Duration) -> Output {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stdout.read_to_end(&mut bytes);
-        bytes
-    });
-    let err = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stderr.read_to_end(&mut bytes);
-        bytes
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{command:?} did not finish within {timeout:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-                String::from_utf8_lossy(&out.join().unwrap_or_default()),
-                String::from_utf8_lossy(&err.join().unwrap_or_default())
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
-}
 
 /// Runs `program args...` (bounded by COMMAND_TIMEOUT); its stdout if it
 /// succeeded, else the test fails with its stderr.
@@ -131,15 +112,23 @@ pub fn ok(program: &str, args: &[&str]) -> String {
         "`{program} {}` failed ({}):\n{}{}",
         args.join(" "),
         out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        out.out(),
+        out.err()
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    out.out()
 }
 
-/// Runs and ignores the outcome (cleanup).
+/// Runs and ignores the outcome, a deadline included (clean-up: it must
+/// not hide the test's own failure, nor panic at exit).
 pub fn quietly(program: &str, args: &[&str]) {
-    let _ = run_for(Command::new(program).args(args), Duration::from_secs(120));
+    let mut command = Command::new(program);
+    command.args(args);
+    if program == "podman" {
+        podman_env(&mut command);
+    }
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _ = common::try_run_for(&mut command, Duration::from_secs(120));
+    }));
 }
 
 /// Polls `check` every 100 ms until it gives Some, or fails the test.
@@ -174,23 +163,124 @@ pub fn http_get(address: &str, path: &str) -> Option<String> {
 // ---------------------------------------------------------------------------
 // Docker
 
-/// Is a Docker engine running?
+/// Is a Docker engine running? The first call also sweeps what killed
+/// runs left ([`sweep`]).
 pub fn have_docker() -> bool {
-    static OK: OnceLock<bool> = OnceLock::new();
-    let ok = *OK.get_or_init(|| {
-        Command::new("docker")
-            .args(["info", "--format", "{{.ServerVersion}}"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+    static PROBLEM: OnceLock<Option<String>> = OnceLock::new();
+    let problem = PROBLEM.get_or_init(|| {
+        let problem = common::probe("docker", &["info", "--format", "{{.ServerVersion}}"]);
+        if problem.is_none() {
+            sweep("docker");
+        }
+        problem
     });
-    prerequisite(ok, "no running Docker engine (`docker info` failed)")
+    prerequisite("docker", problem.clone())
 }
 
 /// `docker ARGS...`, its stdout; fails the test if it fails.
 pub fn docker(args: &[&str]) -> String {
     ok("docker", args)
+}
+
+/// The images to remove when the test binary exits: (engine, tag).
+static MADE: Mutex<Vec<(&'static str, String)>> = Mutex::new(Vec::new());
+
+/// Removes the image `tag` of `engine` when this test binary exits (for
+/// images built once and shared by its tests). A run killed before that
+/// leaves it to the next run's [`sweep`].
+pub fn remove_at_exit(engine: &'static str, tag: &str) {
+    extern "C" fn remove_made() {
+        let made = std::mem::take(&mut *MADE.lock().unwrap_or_else(|e| e.into_inner()));
+        for (engine, tag) in made {
+            quietly(engine, &["rmi", "-f", &tag]);
+        }
+    }
+    static REGISTERED: OnceLock<()> = OnceLock::new();
+    REGISTERED.get_or_init(|| {
+        // SAFETY: atexit takes a function pointer with C linkage that
+        // lives as long as the program.
+        unsafe { nix::libc::atexit(remove_made) };
+    });
+    MADE.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((engine, tag.to_string()));
+}
+
+/// Removes what runs that are gone left in `engine` (docker or podman):
+/// containers labelled [`RUN_LABEL`], Compose projects and networks,
+/// images, Swarm services and secrets whose names end with the run id of a
+/// process that no longer runs. Nothing of a live run, nothing without a
+/// run id in its name.
+pub fn sweep(engine: &'static str) {
+    let list = |args: &[&str]| -> Vec<String> {
+        let mut command = Command::new(engine);
+        command.args(args);
+        if engine == "podman" {
+            podman_env(&mut command);
+        }
+        common::try_run_for(&mut command, COMMAND_TIMEOUT)
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| out.out().lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let dead = |id: &str| !common::run_alive(id);
+    // Containers: by label.
+    // Docker's `.Label` method; Podman's labels are a map.
+    let label_format = if engine == "podman" {
+        format!("{{{{.ID}}}} {{{{index .Labels \"{RUN_LABEL}\"}}}}")
+    } else {
+        format!("{{{{.ID}}}} {{{{.Label \"{RUN_LABEL}\"}}}}")
+    };
+    let filter = format!("label={RUN_LABEL}");
+    for line in list(&["ps", "-a", "--filter", &filter, "--format", &label_format]) {
+        if let Some((id, run)) = line.split_once(' ') {
+            if dead(run) {
+                quietly(engine, &["rm", "-f", id]);
+            }
+        }
+    }
+    if engine == "docker" {
+        // Compose projects named envinit-*-ID: containers, then networks.
+        let project = "com.docker.compose.project";
+        let format = format!("{{{{.ID}}}} {{{{.Label \"{project}\"}}}}");
+        let filter = format!("label={project}");
+        for kind in ["ps", "network"] {
+            let args: &[&str] = if kind == "ps" {
+                &["ps", "-a", "--filter", &filter, "--format", &format]
+            } else {
+                &["network", "ls", "--filter", &filter, "--format", &format]
+            };
+            for line in list(args) {
+                let Some((id, name)) = line.split_once(' ') else {
+                    continue;
+                };
+                if name.starts_with("envinit-") && trailing_run_id(name).is_some_and(dead) {
+                    let rm: &[&str] = if kind == "ps" {
+                        &["rm", "-f", id]
+                    } else {
+                        &["network", "rm", id]
+                    };
+                    quietly(engine, rm);
+                }
+            }
+        }
+        // Swarm services and secrets (nothing to list without a swarm).
+        for kind in ["service", "secret"] {
+            for name in list(&[kind, "ls", "--format", "{{.Name}}"]) {
+                if name.starts_with("envinit-") && trailing_run_id(&name).is_some_and(dead) {
+                    quietly(engine, &[kind, "rm", &name]);
+                }
+            }
+        }
+    }
+    // Images: envinit-* tagged with a run id.
+    for image in list(&["images", "--format", "{{.Repository}}:{{.Tag}}"]) {
+        let name = image.rsplit('/').next().unwrap_or(&image);
+        if name.starts_with("envinit-") && trailing_run_id(&image).is_some_and(dead) {
+            quietly(engine, &["rmi", "-f", &image]);
+        }
+    }
 }
 
 /// The base image (tests/fixtures/images.sh) in `engine`'s store, built
@@ -200,8 +290,8 @@ fn fixture(engine: &str) -> Option<String> {
     let mut command = Command::new(&script);
     command.arg(engine);
     let out = run_for(&mut command, FIXTURE_TIMEOUT);
-    let image = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    let image = out.out().trim().to_string();
+    let log = out.err();
     if !log.is_empty() {
         let _ = write!(std::io::stderr(), "{log}");
     }
@@ -209,7 +299,7 @@ fn fixture(engine: &str) -> Option<String> {
         Some(0) if !image.is_empty() => Some(image),
         // 69: debootstrap is missing and no image is cached.
         Some(69) => {
-            prerequisite(false, log.trim());
+            prerequisite("debootstrap", Some(log.trim().to_string()));
             None
         }
         _ => panic!(
@@ -230,28 +320,30 @@ pub fn base_image() -> Option<&'static str> {
 }
 
 /// Builds `examples/<example>` (with `dockerfile`, relative to it) as
-/// `tag` with `engine` (docker or podman), once per test run: the
-/// example's folder plus the static envinit (and `extra` files: name and
-/// source) as the build context, the local base as `BASE`.
+/// `REPOSITORY:ID` ([`tag`]) with `engine` (docker or podman), once per
+/// test binary, removed when it exits: the example's folder plus the
+/// static envinit (and `extra` files: name and source) as the build
+/// context, the local base as `BASE`. The image's tag, or None (after a
+/// printed reason) when a prerequisite is missing.
 pub fn build_example(
-    engine: &str,
+    engine: &'static str,
     example: &str,
     dockerfile: &str,
-    tag: &str,
+    repository: &str,
     extra: &[(&str, PathBuf)],
-) -> bool {
-    static BUILT: Mutex<Option<HashMap<String, bool>>> = Mutex::new(None);
+) -> Option<String> {
+    static BUILT: Mutex<Option<HashMap<String, String>>> = Mutex::new(None);
     let base = match engine {
         "podman" => podman_base(),
         _ => base_image(),
     };
     let (Some(base), Some(envinit)) = (base, envinit_binary()) else {
-        return false;
+        return None;
     };
-    let key = format!("{engine} {tag}");
+    let key = format!("{engine} {repository} {dockerfile}");
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(&done) = built.get_or_insert_with(HashMap::new).get(&key) {
-        return done;
+    if let Some(done) = built.get_or_insert_with(HashMap::new).get(&key) {
+        return Some(done.clone());
     }
     let context = context(example, &envinit, extra);
     let base = if engine == "podman" {
@@ -259,33 +351,29 @@ pub fn build_example(
     } else {
         base.to_string()
     };
+    let image = tag(repository);
     let mut command = Command::new(engine);
     command
         .args(["build", "-q", "--build-arg"])
         .arg(format!("BASE={base}"))
         .arg("-f")
         .arg(context.path.join(dockerfile))
-        .args(["-t", tag])
+        .args(["-t", &image])
         .arg(&context.path);
     if engine == "podman" {
         podman_env(&mut command);
     }
+    remove_at_exit(engine, &image);
     let out = run_for(&mut command, COMMAND_TIMEOUT);
     assert!(
         out.status.success(),
         "{engine} build of examples/{example}/{dockerfile} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        out.err()
     );
-    if engine == "podman" {
-        // The image this build replaced, now untagged (Podman here is the
-        // tests' own).
-        let mut prune = Command::new("podman");
-        prune.args(["image", "prune", "-f"]);
-        podman_env(&mut prune);
-        let _ = run_for(&mut prune, COMMAND_TIMEOUT);
-    }
-    built.get_or_insert_with(HashMap::new).insert(key, true);
-    true
+    built
+        .get_or_insert_with(HashMap::new)
+        .insert(key, image.clone());
+    Some(image)
 }
 
 /// A copy of examples/<example> with envinit in it: a build context, or a
@@ -344,25 +432,23 @@ impl Container {
         Container::start_with("docker", name, args)
     }
 
-    /// `ENGINE run -d --name NAME ARGS...`.
+    /// `ENGINE run -d --name NAME --label envinit.test.run=ID ARGS...`;
+    /// NAME should come from [`name`].
     pub fn start_with(engine: &'static str, name: &str, args: &[&str]) -> Container {
         let container = Container {
             engine,
             name: name.to_string(),
         };
         container.engine(&["rm", "-f", name]);
-        let mut run = vec!["run", "-d", "--name", name];
+        let label = label();
+        let mut run = vec!["run", "-d", "--name", name, &label[0], &label[1]];
         run.extend_from_slice(args);
         let out = container.engine(&run);
-        assert!(
-            out.status.success(),
-            "{engine} run: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{engine} run: {}", out.err());
         container
     }
 
-    fn engine(&self, args: &[&str]) -> Output {
+    fn engine(&self, args: &[&str]) -> Finished {
         let mut command = Command::new(self.engine);
         command.args(args);
         if self.engine == "podman" {
@@ -374,16 +460,17 @@ impl Container {
     /// stdout and stderr of the container so far, together.
     pub fn logs(&self) -> String {
         let out = self.engine(&["logs", &self.name]);
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
+        format!("{}{}", out.out(), out.err())
     }
 
     /// Only the container's stdout so far.
     pub fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.engine(&["logs", &self.name]).stdout).into_owned()
+        self.engine(&["logs", &self.name]).out()
+    }
+
+    /// Only the container's stderr so far.
+    pub fn stderr(&self) -> String {
+        self.engine(&["logs", &self.name]).err()
     }
 
     /// Waits until the logs contain `text`; returns them.
@@ -407,7 +494,7 @@ impl Container {
     /// True while the container runs.
     pub fn running(&self) -> bool {
         let out = self.engine(&["inspect", "-f", "{{.State.Running}}", &self.name]);
-        String::from_utf8_lossy(&out.stdout).trim() == "true"
+        out.out().trim() == "true"
     }
 
     /// `ENGINE exec NAME ARGS...`, its stdout (the test fails if it fails).
@@ -420,19 +507,15 @@ impl Container {
             "{} exec {}: {}",
             self.engine,
             args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
+            out.err()
         );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        out.out()
     }
 
     /// `ENGINE kill --signal SIGNAL NAME`.
     pub fn kill(&self, signal: &str) {
         let out = self.engine(&["kill", "--signal", signal, &self.name]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", out.err());
     }
 
     /// `ENGINE stop -t TIMEOUT`; the exit code and how long the stop took.
@@ -441,11 +524,7 @@ impl Container {
         let t = timeout_seconds.to_string();
         let out = self.engine(&["stop", "-t", &t, &self.name]);
         let took = start.elapsed();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", out.err());
         (self.exit_code(), took)
     }
 
@@ -460,7 +539,7 @@ impl Container {
     /// The exit code of a stopped container.
     pub fn exit_code(&self) -> i32 {
         let out = self.engine(&["inspect", "-f", "{{.State.ExitCode}}", &self.name]);
-        String::from_utf8_lossy(&out.stdout)
+        out.out()
             .trim()
             .parse()
             .unwrap_or_else(|_| panic!("no exit code for {}", self.name))
@@ -469,7 +548,7 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = self.engine(&["rm", "-f", &self.name]);
+        quietly(self.engine, &["rm", "-f", &self.name]);
     }
 }
 
@@ -480,30 +559,25 @@ impl Drop for Container {
 pub fn compose_command() -> Option<Vec<&'static str>> {
     static FOUND: OnceLock<Option<Vec<&'static str>>> = OnceLock::new();
     let found = FOUND.get_or_init(|| {
-        let works = |program: &str, args: &[&str]| {
-            Command::new(program)
-                .args(args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if works("docker", &["compose", "version"]) {
+        if common::probe("docker", &["compose", "version"]).is_none() {
             Some(vec!["docker", "compose"])
-        } else if works("docker-compose", &["version"]) {
+        } else if common::probe("docker-compose", &["version"]).is_none() {
             Some(vec!["docker-compose"])
         } else {
             None
         }
     });
     prerequisite(
-        found.is_some(),
-        "neither `docker compose` nor `docker-compose` works",
+        "docker-compose",
+        found
+            .is_none()
+            .then(|| "neither `docker compose` nor `docker-compose` works".to_string()),
     )
     .then(|| found.clone().unwrap_or_default())
 }
 
-/// A Compose project in a copy of an example's folder; `down` on drop.
+/// A Compose project in a copy of an example's folder; `down` on drop,
+/// with the images it built.
 pub struct Compose {
     command: Vec<&'static str>,
     pub project: String,
@@ -511,10 +585,22 @@ pub struct Compose {
     env: Vec<(String, String)>,
 }
 
+/// The override file beside the example's compose.yaml: each service's
+/// image gets this run's tag ([`tag`]), so concurrent runs do not build
+/// over each other's images and `down --rmi all` removes only this run's.
+const OVERRIDE: &str = "compose.test-override.yaml";
+
 impl Compose {
-    /// A project named `project` over a copy of examples/<example>, with
-    /// these variables for Compose's own substitution (BASE is added).
-    pub fn new(example: &str, project: &str, env: &[(&str, &str)]) -> Option<Compose> {
+    /// A project named `project` (from [`name`]) over a copy of
+    /// examples/<example>, with these variables for Compose's own
+    /// substitution (BASE is added), and the images of `services` (those
+    /// the example builds) named `envinit-ex-SERVICE-compose:ID`.
+    pub fn new(
+        example: &str,
+        project: &str,
+        services: &[&str],
+        env: &[(&str, &str)],
+    ) -> Option<Compose> {
         let command = compose_command()?;
         let base = base_image()?;
         let envinit = envinit_binary()?;
@@ -523,20 +609,29 @@ impl Compose {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         vars.push(("BASE".into(), base.to_string()));
+        let dir = context(example, &envinit, &[]);
+        let mut yaml = String::from("services:\n");
+        for service in services {
+            yaml.push_str(&format!(
+                "  {service}:\n    image: {}\n",
+                tag(&format!("envinit-ex-{service}-compose"))
+            ));
+        }
+        std::fs::write(dir.path.join(OVERRIDE), yaml).unwrap();
         Some(Compose {
             command,
             project: project.to_string(),
-            dir: context(example, &envinit, &[]),
+            dir,
             env: vars,
         })
     }
 
     /// Runs `compose -p PROJECT ARGS...` in the project's directory.
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub fn run(&self, args: &[&str]) -> Finished {
         let mut command = Command::new(self.command[0]);
         command
             .args(&self.command[1..])
-            .args(["-p", &self.project, "-f", "compose.yaml"])
+            .args(["-p", &self.project, "-f", "compose.yaml", "-f", OVERRIDE])
             .args(args)
             .current_dir(&self.dir.path)
             .envs(self.env.iter().map(|(k, v)| (k, v)));
@@ -550,9 +645,9 @@ impl Compose {
             out.status.success(),
             "compose {}: {}",
             args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
+            out.err()
         );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        out.out()
     }
 
     /// The container id of a service.
@@ -563,16 +658,21 @@ impl Compose {
 
 impl Drop for Compose {
     fn drop(&mut self) {
-        let _ = self.run(&["down", "-v", "--remove-orphans", "-t", "2"]);
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.run(&["down", "-v", "--remove-orphans", "--rmi", "all", "-t", "2"])
+        }));
     }
 }
 
 // ---------------------------------------------------------------------------
 // Swarm
 
-/// A single-node swarm for one test: `docker swarm init` now, `docker swarm
-/// leave --force` on drop, whatever happened in between.
+/// A single-node swarm for one test: `docker swarm init` now, unless this
+/// engine is already in a swarm (someone else's: then it is used as it is
+/// and left alone); `docker swarm leave --force` on drop only for the swarm
+/// the test made, whatever happened in between.
 pub struct Swarm {
+    made: bool,
     gwbridge_existed: bool,
 }
 
@@ -584,11 +684,15 @@ impl Swarm {
         )
         .status
         .success();
+        let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+        let made = state.trim() != "active";
         // The guard exists before the init, so even a half-done init is
         // left again.
-        let swarm = Swarm { gwbridge_existed };
-        let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
-        if state.trim() != "active" {
+        let swarm = Swarm {
+            made,
+            gwbridge_existed,
+        };
+        if made {
             docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
         }
         swarm
@@ -597,6 +701,9 @@ impl Swarm {
 
 impl Drop for Swarm {
     fn drop(&mut self) {
+        if !self.made {
+            return;
+        }
         quietly("docker", &["swarm", "leave", "--force"]);
         if !self.gwbridge_existed {
             quietly("docker", &["network", "rm", "docker_gwbridge"]);
@@ -604,7 +711,8 @@ impl Drop for Swarm {
     }
 }
 
-/// A Swarm service (or secret) removed on drop.
+/// A Swarm service (or secret) removed on drop; its name comes from
+/// [`name`].
 pub struct SwarmObject {
     kind: &'static str,
     name: String,
@@ -643,20 +751,25 @@ pub fn podman_env(command: &mut Command) {
     );
 }
 
-/// Is podman installed and able to run a container here?
+/// Is podman installed and able to run a container here? The first call
+/// also sweeps what killed runs left in its store.
 pub fn have_podman() -> bool {
-    static OK: OnceLock<bool> = OnceLock::new();
-    let ok = *OK.get_or_init(|| {
+    static PROBLEM: OnceLock<Option<String>> = OnceLock::new();
+    let problem = PROBLEM.get_or_init(|| {
         let mut command = Command::new("podman");
         command.args(["info", "--format", "{{.Host.OCIRuntime.Name}}"]);
         podman_env(&mut command);
-        command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+        let problem = match common::try_run_for(&mut command, COMMAND_TIMEOUT) {
+            Ok(out) if out.status.success() => None,
+            Ok(out) => Some(format!("`podman info` failed: {}", out.err().trim())),
+            Err(e) => Some(format!("{e} (apt-get install podman)")),
+        };
+        if problem.is_none() {
+            sweep("podman");
+        }
+        problem
     });
-    prerequisite(ok, "podman is not installed (apt-get install podman)")
+    prerequisite("podman", problem.clone())
 }
 
 /// The base image in Podman's store.
