@@ -90,20 +90,22 @@ pub struct VmSettings {
     pub mode: Mode,
     /// `--vm-exit`.
     pub exit: Exit,
-    /// `--image-config`.
-    pub image_config: Option<PathBuf>,
-    /// `ENVINIT_HOSTNAME`.
-    pub hostname: Option<String>,
-    /// `--net`, `--mount`, `--secrets-disk`: only when one is given (a
-    /// container's settings carry no more than this pointer).
+    /// The rest, only when one of them is given: a container's settings
+    /// carry no more than this pointer.
     pub machine: Option<Box<MachineSettings>>,
 }
 
-/// The network, volumes and secrets disk a VM is given, as given: they are
-/// read in [`settle`], into items that borrow this text (errors are those
-/// of their option, 64 or 78, as when read with the other settings).
+/// The image config, hostname, network, volumes and secrets disk a VM is
+/// given. The last three are kept as given: they are read in [`settle`],
+/// into items that borrow this text (errors are those of their option, 64
+/// or 78, as when read with the other settings).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MachineSettings {
+    /// `--image-config` (read in phase 0, from the raw arguments and
+    /// environment: the image config decides what the settings are).
+    pub image_config: Option<PathBuf>,
+    /// `ENVINIT_HOSTNAME`.
+    pub hostname: Option<String>,
     /// `--net` items.
     pub net: Option<options::Raw>,
     /// `--mount` volumes, in order.
@@ -113,11 +115,11 @@ pub struct MachineSettings {
 }
 
 /// The options of [`MachineSettings`].
-const MACHINE_OPTIONS: &[&str] = &["net", "mount", "secrets-disk"];
+const MACHINE_OPTIONS: &[&str] = &["image-config", "hostname", "net", "mount", "secrets-disk"];
 
 impl VmSettings {
-    /// `--vm`, `--vm-exit`, `--image-config`, `ENVINIT_HOSTNAME`, `--net`,
-    /// `--mount`, `--secrets-disk`.
+    /// `--vm`, `--vm-exit`, and [`MachineSettings`]' `--image-config`,
+    /// `ENVINIT_HOSTNAME`, `--net`, `--mount`, `--secrets-disk`.
     pub fn from_options(given: &mut Given) -> Result<VmSettings, Failure> {
         let mut vm = VmSettings::default();
         if let Some(r) = given.take("vm") {
@@ -126,14 +128,14 @@ impl VmSettings {
         if let Some(r) = given.take("vm-exit") {
             vm.exit = r.parse_last(parse_exit)?.unwrap_or_default();
         }
-        if let Some(r) = given.take("image-config") {
-            vm.image_config = r.last().map(PathBuf::from);
-        }
-        if let Some(r) = given.take("hostname") {
-            vm.hostname = r.last().map(String::from);
-        }
         if given.any(MACHINE_OPTIONS) {
             vm.machine = Some(Box::new(MachineSettings {
+                image_config: given
+                    .take("image-config")
+                    .and_then(|r| r.last().map(PathBuf::from)),
+                hostname: given
+                    .take("hostname")
+                    .and_then(|r| r.last().map(String::from)),
                 net: given.take("net"),
                 mount: given.take("mount"),
                 secrets_disk: given.take("secrets-disk"),
@@ -235,14 +237,30 @@ pub fn detect(args: &[OsString], variables: &[(OsString, OsString)]) -> bool {
 /// stage moved its /proc over), or PID 1 where /proc is not mounted (the
 /// kernel started envinit directly).
 fn machines_init() -> bool {
-    // SAFETY: stat fills the zeroed struct we own from a constant path;
-    // access takes a constant path.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::stat(c"/proc/self/ns/pid".as_ptr(), &mut st) == 0 {
-            return st.st_ino == INITIAL_PID_NS;
+    use crate::signals::intake::raw;
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: newfstatat writes a `struct stat` (the kernel's is the C
+    // library's on Linux) into the buffer we own, from a constant path. A
+    // raw call: musl's stat copies the whole struct field by field, paid by
+    // every container's start.
+    let found = unsafe {
+        raw::syscall4(
+            libc::SYS_newfstatat,
+            libc::AT_FDCWD as usize,
+            c"/proc/self/ns/pid".as_ptr() as usize,
+            st.as_mut_ptr() as usize,
+            0,
+        )
+    };
+    match found {
+        // SAFETY: the call succeeded, so the kernel filled the struct.
+        Ok(_) => unsafe { st.assume_init_ref() }.st_ino == INITIAL_PID_NS,
+        // /proc is not mounted: the kernel started envinit directly.
+        Err(nix::errno::Errno::ENOENT) => {
+            // SAFETY: access takes a constant path.
+            unsafe { libc::access(c"/proc/self".as_ptr(), libc::F_OK) != 0 }
         }
-        libc::access(c"/proc/self".as_ptr(), libc::F_OK) != 0
+        Err(_) => false,
     }
 }
 
@@ -330,7 +348,7 @@ pub fn settle(booted: &Booted, settings: &VmSettings) -> Result<(), Failure> {
         );
     }
     let network = netlink::configure(&items)?;
-    let hostname = hostname(settings, booted);
+    let hostname = hostname(machine, booted);
     // SAFETY: sethostname reads `len` bytes of the string we own.
     if unsafe { libc::sethostname(hostname.as_ptr().cast(), hostname.len()) } != 0 {
         warn(&format!(
@@ -410,8 +428,8 @@ fn warn(message: &str) {
 /// first line of /etc/hostname, else `vm-` and the MAC address of eth0
 /// (12 hex digits, as Docker's container ids), else `localhost`.
 #[inline(never)]
-fn hostname(settings: &VmSettings, booted: &Booted) -> String {
-    settings
+fn hostname(machine: &MachineSettings, booted: &Booted) -> String {
+    machine
         .hostname
         .clone()
         .or_else(|| booted.hostname.clone())
