@@ -986,10 +986,18 @@ fn a_failed_mount_is_one_line_then_power_off_with_71() {
     assert_powered_off(status, &console);
 }
 
-/// The `init=` path: an ext4 root on a virtio disk, reached through a
-/// busybox first stage that moves its /proc and /sys over (so `--vm on`).
+/// The `init=` path: an ext4 root on a virtio disk, mounted read-only and
+/// reached through a hand-written busybox first stage that exports
+/// `PATH=/bin` and moves its /proc and /sys over, as Debian's initramfs
+/// does. envinit knows it is a machine's init without `ENVINIT_VM=on` (PID
+/// 1 of the initial PID namespace); the image's PATH wins over the stage's,
+/// and nothing else the stage exported reaches the app; `ip=` (which this
+/// kernel does not read) never reaches the app; /etc/hosts and
+/// /etc/hostname, empty in the image, are provided without writing the
+/// read-only root, and /etc/resolv.conf, missing there, cannot be: one
+/// warning.
 #[test]
-fn init_path_ext4_root_on_a_virtio_disk() {
+fn init_path_read_only_ext4_root_after_a_stage_that_moved_proc() {
     let Some(kit) = kit() else { return };
     if !prerequisite(
         "mkfs.ext4",
@@ -1002,15 +1010,24 @@ fn init_path_ext4_root_on_a_virtio_disk() {
     let work = TempDir::new("vm-init-path");
     // The root filesystem, as `docker export` of an image would give it.
     let mut root = Tree::base(kit);
-    for dir in ["proc", "sys", "dev", "run"] {
+    for dir in ["proc", "sys", "dev", "run", "etc/envinit"] {
         root.dir(dir);
     }
     root.text("dev/console", "");
+    root.text("etc/hosts", "");
+    root.text("etc/hostname", "");
     root.link("sbin/init", "envinit");
+    root.text(
+        "etc/envinit/image.json",
+        r#"{"Env":["PATH=/image/bin:/bin","FROM_IMAGE=yes"],"Entrypoint":["/app.sh"]}"#,
+    );
     root.script(
         "app.sh",
-        r#"echo "app: on $(grep ' / ' /proc/mounts | cut -d' ' -f1,3) args=$* ROOTVAR=$ROOTVAR"
+        r#"echo "app: on $(grep ' / ' /proc/mounts | cut -d' ' -f1,3,4 | cut -d, -f1) args=$* ROOTVAR=$ROOTVAR"
 echo "app: pts $(grep -c ' /dev/pts ' /proc/mounts) proc $(grep -c ' /proc ' /proc/mounts)"
+echo "app: PATH=$PATH FROM_IMAGE=$FROM_IMAGE ip=${ip:-none} STAGEVAR=${STAGEVAR:-none}"
+echo "app: hosts $(grep -c localhost /etc/hosts) $(tail -n1 /etc/hosts | tr '\t' ' ')"
+echo "app: hostname $(hostname) $(cat /etc/hostname)"
 "#,
     );
     let dir = work.path().join("root");
@@ -1041,16 +1058,15 @@ echo "app: pts $(grep -c ' /dev/pts ' /proc/mounts) proc $(grep -c ' /proc ' /pr
     stage.script(
         "init",
         &format!(
-            r#"export PATH=/bin
+            r#"export PATH=/bin STAGEVAR=stage ROOTVAR=changed-by-the-stage
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 {insmods}
 n=0
 while [ ! -b /dev/vda ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done
-mount -t ext4 /dev/vda /newroot || echo "stage: cannot mount /dev/vda"
-# As Debian's initramfs does: /proc and /sys move into the new root
-# (so envinit needs ENVINIT_VM=on and mounts only the rest).
+mount -t ext4 -o ro /dev/vda /newroot || echo "stage: cannot mount /dev/vda"
+# As Debian's initramfs does: /proc and /sys move into the new root.
 mount --move /proc /newroot/proc
 mount --move /sys /newroot/sys
 umount -l /dev
@@ -1063,7 +1079,8 @@ exec switch_root /newroot /sbin/init "$@"
         "vm-init-path-qemu",
         &stage.cpio(),
         Options {
-            append: "ROOTVAR=from-kernel ENVINIT_VM=on -- /app.sh hello",
+            append: "ROOTVAR=from-kernel ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off \
+                     ENVINIT_HOSTNAME=web1 ENVINIT_NET=dns=10.0.2.3 -- hello",
             rdinit: "/init",
             disk: Some(&image),
             ..Options::default()
@@ -1071,14 +1088,40 @@ exec switch_root /newroot /sbin/init "$@"
     );
     let (status, console) = vm.wait();
     assert!(
-        console.contains("app: on /dev/vda ext4 args=hello ROOTVAR=from-kernel"),
+        console.contains("app: on /dev/vda ext4 ro args=hello ROOTVAR=from-kernel"),
         "{console}"
     );
     // /proc was there already (mounted once), /dev/pts was added.
     assert!(console.contains("app: pts 1 proc 1"), "{console}");
+    assert!(
+        console.contains("app: PATH=/image/bin:/bin FROM_IMAGE=yes ip=none STAGEVAR=none"),
+        "{console}"
+    );
+    assert!(
+        console.contains("app: hosts 2 127.0.1.1 web1\n"),
+        "{console}"
+    );
+    assert!(console.contains("app: hostname web1 web1\n"), "{console}");
+    let warnings: Vec<&str> = console
+        .lines()
+        .filter(|l| l.starts_with("envinit: warn"))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "envinit: warn: cannot create /etc/resolv.conf to mount the VM's over it: \
+             Read-only file system (on a read-only root, add an empty /etc/resolv.conf to the image)"
+        ],
+        "{console}"
+    );
     assert!(console.contains("envinit: exit code=0"), "{console}");
     assert_powered_off(status, &console);
-    // envinit remounted the root read-only before powering off: clean.
+    // Nothing of the image was written: /etc/hosts is still empty.
+    let hosts = run(Command::new("debugfs")
+        .args(["-R", "cat /etc/hosts"])
+        .arg(&image))
+    .unwrap_or_default();
+    assert_eq!(hosts, "", "the image's /etc/hosts was written");
     let state = run(Command::new("dumpe2fs").arg("-h").arg(&image)).unwrap_or_default();
     assert!(
         state
@@ -1086,6 +1129,56 @@ exec switch_root /newroot /sbin/init "$@"
             .any(|l| l.starts_with("Filesystem state:") && l.trim_end().ends_with("clean")),
         "the root filesystem was not left clean:\n{state}"
     );
+}
+
+/// What VM mode is told on the kernel command line, when it cannot be done:
+/// one line each, then the power-off with the code (even with
+/// `--vm-exit reboot`: a broken configuration does not boot-loop); and
+/// `ip=` on a kernel that does not read it: said once, the app still runs
+/// and never sees it.
+#[test]
+fn network_and_volume_settings_that_cannot_apply_are_one_line_then_power_off() {
+    let Some(kit) = kit() else { return };
+    let mut tree = Tree::base(kit);
+    tree.script("app.sh", "echo \"app: ran ip=${ip:-none}\"\n");
+    for (append, line, code) in [
+        (
+            "ENVINIT_VM_EXIT=reboot ENVINIT_NET=eth0:10.0.2.15 -- /app.sh",
+            "envinit: error: ENVINIT_NET: \"eth0:10.0.2.15\": give the prefix length: IFACE:ADDRESS/PREFIX",
+            78,
+        ),
+        (
+            "ENVINIT_NET=eth0:10.0.2.15/24 -- /app.sh",
+            "envinit: error: ENVINIT_NET: no interface eth0: load its driver (virtio_net in the first stage) \
+             and check that the VMM gives the VM a network device, or fix its name",
+            71,
+        ),
+        (
+            "ENVINIT_MOUNT=/dev/vdz:/data -- /app.sh",
+            "envinit: error: ENVINIT_MOUNT: cannot mount /dev/vdz (ext4) on /data: No such file or directory \
+             (check that the VMM attaches the disk, that its driver is loaded and that it holds a filesystem of type ext4)",
+            71,
+        ),
+        (
+            "ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off -- /app.sh",
+            "envinit: warn: ip= is the kernel's, and this kernel has no CONFIG_IP_PNP: envinit configures \
+             the network from ENVINIT_NET (e.g. ENVINIT_NET=eth0:10.0.2.15/24,eth0:gw=10.0.2.2,dns=10.0.2.3)",
+            0,
+        ),
+    ] {
+        let (status, console) = boot_and_wait(kit, "vm-settle-fails", &tree, append);
+        let envinit_lines: Vec<&str> = console
+            .lines()
+            .filter(|l| l.starts_with("envinit: ") && !l.starts_with("envinit: exit code="))
+            .collect();
+        assert_eq!(envinit_lines, [line], "{append}:\n{console}");
+        assert!(
+            console.contains(&format!("envinit: exit code={code}\n")),
+            "{append}:\n{console}"
+        );
+        assert_eq!(console.contains("app: ran ip=none"), code == 0, "{console}");
+        assert_powered_off(status, &console);
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1330,6 +1423,8 @@ echo "vm-check: localhost $(getent ahostsv4 localhost | head -n1 | cut -d' ' -f1
 h=$(hostname)
 echo "vm-check: hostname $h is $(getent hosts "$h" | cut -d' ' -f1)"
 echo "vm-check: dns $(getent hosts {DNS_NAME} | cut -d' ' -f1)"
+echo "vm-check: search $(getent hosts vm-dns | cut -d' ' -f1)"
+echo "vm-check: mtu $(cat /sys/class/net/eth0/mtu) inet6 $(grep -c '^fd000000000000000000000000000015 ' /proc/net/if_inet6)"
 echo "vm-check: resolv.conf $(cat /etc/resolv.conf | tr '\n' ' ')"
 echo "vm-check: path $PATH"
 echo "vm-check: mode $APP_MODE"
@@ -1432,9 +1527,11 @@ fn vm_from_image(kit: &Kit, out: &Path, args: &[&str]) {
 /// The examples' nginx image, made into a VM by tools/vm-from-image with no
 /// hand-written stage, booted twice: it serves through QEMU's port forward,
 /// names resolve inside (localhost, its hostname, a name through QEMU's
-/// DNS), a secret from the secrets disk and one from its .env reach
-/// templates and appear nowhere else, the volume keeps a file across the
-/// boots, and the ACPI power button stops nginx gracefully each time.
+/// DNS, and the same by its search domain), ENVINIT_NET's IPv6 address and
+/// MTU are there, a secret from the secrets disk and one from its .env
+/// reach templates and appear nowhere else (not on the console, not in
+/// /proc/cmdline), the volume keeps a file across the boots, and the ACPI
+/// power button stops nginx gracefully each time.
 #[test]
 fn the_nginx_image_as_a_vm_serves_resolves_keeps_its_volume_reads_secrets_and_stops_on_the_power_button()
  {
@@ -1469,6 +1566,8 @@ fn the_nginx_image_as_a_vm_serves_resolves_keeps_its_volume_reads_secrets_and_st
             "data:64M:/var/lib/app",
             "--publish",
             &format!("{port}:8080"),
+            "--net",
+            "eth0:10.0.2.15/24,eth0:gw=10.0.2.2,eth0:fd00::15/64,eth0:mtu=1400,dns=10.0.2.3,search=envinit.test",
             "--memory",
             "256",
             "--cpus",
@@ -1512,10 +1611,13 @@ fn the_nginx_image_as_a_vm_serves_resolves_keeps_its_volume_reads_secrets_and_st
             "vm-525400123456 is 10.0.2.15"
         );
         assert_eq!(line(&console, "vm-check: dns "), "192.0.2.7");
+        assert_eq!(line(&console, "vm-check: search "), "192.0.2.7");
         assert_eq!(
             line(&console, "vm-check: resolv.conf "),
-            "nameserver 10.0.2.3 "
+            "search envinit.test nameserver 10.0.2.3 "
         );
+        // ENVINIT_NET's IPv6 address and MTU.
+        assert_eq!(line(&console, "vm-check: mtu "), "1400 inet6 1");
         // The image's Env, the .env of the secrets disk.
         assert_eq!(
             line(&console, "vm-check: path "),

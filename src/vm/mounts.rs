@@ -178,7 +178,7 @@ pub fn mount(volume: &Volume, what: &str) -> Result<(), String> {
     };
     if failed {
         return Err(format!(
-            "{what}: cannot mount {} ({}) on {}: {} (check that the VMM attaches the disk, that its driver is loaded and that it holds a {} filesystem)",
+            "{what}: cannot mount {} ({}) on {}: {} (check that the VMM attaches the disk, that its driver is loaded and that it holds a filesystem of type {})",
             volume.source,
             volume.fstype,
             volume.target,

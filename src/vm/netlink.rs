@@ -266,7 +266,7 @@ pub fn configure<'a>(items: &[NetItem<'a>]) -> Result<Configured<'a>, Failure> {
     Ok(done)
 }
 
-const LOAD_DRIVER: &str = "load its driver (virtio_net in /etc/envinit/modules) and check that the VMM gives the VM a network device";
+const LOAD_DRIVER: &str = "load its driver (virtio_net in the first stage) and check that the VMM gives the VM a network device";
 
 /// The index of the interface `name`, if there is one.
 #[inline(never)]
