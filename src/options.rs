@@ -336,7 +336,7 @@ pub const TABLE: &[Opt] = &[
         Vm,
         "network: IFACE:ADDR/PREFIX, IFACE:gw=ADDR,\n\
          IFACE:mtu=N, IFACE:up, dns=ADDR, search=DOMAIN;\n\
-         repeatable (the kernel's ip= works too)",
+         repeatable",
     )
     .repeatable(),
     opt(

@@ -1,28 +1,25 @@
 //! VM mode: envinit as the init of a microVM booted from a container image
-//! (docs/vm.md). The kernel starts envinit directly (or from its own
-//! initramfs): nothing has mounted /proc, /sys or /dev, the environment and
-//! arguments come from the kernel command line, and PID 1 must never exit
-//! (the kernel panics).
+//! (docs/vm.md). The kernel starts envinit directly, or a first stage (an
+//! initramfs script: tools/vm-from-image writes one) hands over to it:
+//! little or nothing is mounted, the environment and arguments come from
+//! the kernel command line, and PID 1 must never exit (the kernel panics).
 //!
 //! # What it owns
 //!
 //! - [`detect`]: is this a machine's init? `--vm on|off` / `ENVINIT_VM`,
 //!   else `auto`: PID 1 in the initial PID namespace (its inode is a
 //!   constant, [`INITIAL_PID_NS`]), or PID 1 with /proc not mounted. In a
-//!   container this costs `getpid` and one `stat`, nothing more.
-//! - [`boot`] (phase 0): /dev and /proc; the modules of
-//!   /etc/envinit/modules and, from an initramfs with `root=`, the switch
-//!   to the root disk (`stage`); the rest of what a container runtime
-//!   mounts, the console, Ctrl-Alt-Del and the ACPI power button as a stop,
-//!   loopback (`machine`); the environment cleaned to the kernel command
-//!   line's words (`cmdline`); the image config applied (`config`,
+//!   container this costs `getpid` and one raw `newfstatat`, nothing more.
+//! - [`boot`] (phase 0): what a container runtime mounts, the console,
+//!   Ctrl-Alt-Del and the ACPI power button as a stop, loopback
+//!   (`machine`); the environment cleaned to the kernel command line's
+//!   words (`cmdline`); the image config applied (`config`,
 //!   `crate::image`).
 //! - [`settle`] (phase 1, once the settings are read): the network from
-//!   `ip=` and `ENVINIT_NET` (`net` plans, `netlink` applies), the
-//!   hostname, /etc/hosts, /etc/resolv.conf and /etc/hostname (`names`),
-//!   the volumes and the secrets disk (`mounts`). The stop-signal rule of
-//!   VM mode is the lifecycle's
-//!   ([`crate::lifecycle::SuperviseSettings::for_vm`]).
+//!   `ENVINIT_NET` (`net` reads, `netlink` applies), the hostname,
+//!   /etc/hosts, /etc/resolv.conf and /etc/hostname (`names`), the volumes
+//!   and the secrets disk (`mounts`). The stop-signal rule of VM mode is
+//!   the lifecycle's ([`crate::lifecycle::SuperviseSettings::for_vm`]).
 //! - [`end`]: one console line with the exit code, sync, unmount (or
 //!   remount read-only) everything, then power off or reboot. Never returns.
 //!
@@ -33,8 +30,9 @@
 //!   cannot be read): the machine powers off, it does not panic.
 //! - Only raw system calls on constant strings and small buffers: no new
 //!   crates, no nix features (the binary stays small). Pure parsers
-//!   (`cmdline`, `net`, the `mounts` and `stage` formats, `names`' files)
-//!   are unit-tested over strings.
+//!   (`cmdline`, `net`, the `mounts` formats, `names`' files) are
+//!   unit-tested over strings. Boot-time code is kept out of line
+//!   (`#[inline(never)]`): inlined it saves no time and costs size.
 //! - Nothing on the kernel command line carries a secret: secrets come
 //!   from the secrets disk only, and the app's environment never gets a
 //!   parameter meant for the kernel (`ip=`) or a first stage's leftovers.

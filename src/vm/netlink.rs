@@ -1,8 +1,9 @@
-//! The thin system-call side of the network: rtnetlink requests on a raw
-//! `NETLINK_ROUTE` socket (link up and MTU, addresses, default routes),
-//! and the few looks at interfaces the plan needs (their names, index,
-//! current IPv4 address, MAC address). Messages are built by hand in a
-//! fixed buffer: no crate, no allocation per request.
+//! The thin system-call side of the network: [`configure`] applies
+//! `ENVINIT_NET`'s items with rtnetlink requests on a raw `NETLINK_ROUTE`
+//! socket (link up and MTU, addresses, default routes), and the hostname
+//! from eth0's MAC address. Messages are built by hand in a fixed buffer:
+//! no crate (an rtnetlink crate brings an async runtime), no allocation per
+//! request.
 //!
 //! Every request asks for the kernel's acknowledgement and returns its
 //! errno. Addresses and routes are added with "create or replace", so
