@@ -304,8 +304,8 @@ impl Followers {
             dirs: Vec::new(),
             files: Vec::new(),
             sinks: [
-                Sink::new(outputs[0], "stdout"),
-                Sink::new(outputs[1], "stderr"),
+                Sink::new(outputs[0], "stdout", FILES),
+                Sink::new(outputs[1], "stderr", FILES),
             ],
             events_empty: true,
             deferred: 0,
@@ -328,13 +328,12 @@ impl Followers {
     }
 
     /// After a wake-up: takes the inotify events and copies what the files
-    /// hold now, as far as the outputs take it without blocking.
+    /// hold now, as far as the outputs take it without blocking. Inlined
+    /// (a test for none on the wake-up path), the work out of line.
+    #[inline(always)]
     pub fn on_ready(&mut self) {
         if let Some(active) = &mut self.0 {
-            if !active.stalled() {
-                active.take_events();
-            }
-            active.pump_all(false);
+            active.on_ready();
         }
     }
 
@@ -358,8 +357,9 @@ impl Followers {
             active.pump_all(true);
             for file in &mut active.files {
                 if let Some(generation) = file.gens.last_mut() {
-                    generation.flush_partial = true;
-                    generation.write_lines(&mut active.sinks[file.sink], true, &file.prefix);
+                    generation.lines.flush_partial = true;
+                    let sink = &mut active.sinks[file.sink];
+                    generation.lines.write_lines(sink, true, &file.prefix);
                 }
             }
         }
@@ -435,6 +435,15 @@ struct Active {
 }
 
 impl Active {
+    /// [`Followers::on_ready`] with files followed.
+    #[inline(never)]
+    fn on_ready(&mut self) {
+        if !self.stalled() {
+            self.take_events();
+        }
+        self.pump_all(false);
+    }
+
     fn inotify_fd(&self) -> BorrowedFd<'_> {
         use std::os::fd::AsFd;
         self.inotify.as_fd()
@@ -780,16 +789,9 @@ struct Generation {
     id: FileId,
     /// Bytes of `file` read so far.
     offset: u64,
-    /// `buf[start..end]` is read and not yet written. Empty (no memory)
-    /// until the file's turn to be read comes.
-    buf: Box<[u8]>,
-    start: usize,
-    end: usize,
-    /// Write the held partial line (a newline added) before reading on.
-    flush_partial: bool,
-    /// The last piece written was a full buffer, split off a longer line:
-    /// a `\n` right after it ends that line, it is no empty line.
-    split: bool,
+    /// The bytes read and not yet written. Empty (no memory) until the
+    /// file's turn to be read comes.
+    lines: Lines,
     /// For a rotated file: since when it has given no new byte (None for
     /// the newest).
     quiet_since: Option<Instant>,
@@ -958,8 +960,11 @@ impl Follower {
                 i += 1;
                 continue;
             }
-            generation.flush_partial = true;
-            if !generation.write_lines(sink, wait.is_none(), &self.prefix) {
+            generation.lines.flush_partial = true;
+            if !generation
+                .lines
+                .write_lines(sink, wait.is_none(), &self.prefix)
+            {
                 return true;
             }
             self.drop_oldest(i);
@@ -997,11 +1002,7 @@ impl Generation {
             file,
             id,
             offset,
-            buf: Box::default(),
-            start: 0,
-            end: 0,
-            flush_partial: false,
-            split: false,
+            lines: Lines::default(),
             quiet_since: None,
             moved: false,
             fed: false,
@@ -1012,31 +1013,24 @@ impl Generation {
     /// the output cannot take more, or `limit` bytes were read. `wait`:
     /// wait for the output (the final drain).
     fn pump(&mut self, sink: &mut Sink, wait: bool, limit: usize, prefix: &[u8]) -> Step {
-        if self.buf.is_empty() {
-            // This file's turn to be read: its buffer, now.
-            self.buf = vec![0; LINE_MAX].into_boxed_slice();
-        }
+        // This file's turn to be read: its buffer, now.
+        self.lines.reserve(LINE_MAX);
         let mut read = 0;
         loop {
-            if !self.write_lines(sink, wait, prefix) {
+            if !self.lines.write_lines(sink, wait, prefix) {
                 return Step::Pending;
-            }
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
             }
             if read >= limit {
                 return Step::Pending;
             }
-            match self.file.read(&mut self.buf[self.end..]) {
+            match self.file.read(self.lines.room()) {
                 Ok(0) => {
                     if !self.at_end(read == 0) {
                         return Step::AtEnd;
                     }
                 }
                 Ok(n) => {
-                    self.end += n;
+                    self.lines.end += n;
                     self.offset += n as u64;
                     self.fed = true;
                     read += n;
@@ -1063,8 +1057,8 @@ impl Generation {
             Ok(meta) if meta.len() < self.offset => match self.file.seek(SeekFrom::Start(0)) {
                 Ok(_) => {
                     self.offset = 0;
-                    self.flush_partial = true;
-                    self.split = false;
+                    self.lines.flush_partial = true;
+                    self.lines.split = false;
                     true
                 }
                 Err(_) => false,
@@ -1072,12 +1066,47 @@ impl Generation {
             _ => false,
         }
     }
+}
+
+/// Bytes read and not yet written, and the writing of them as whole lines
+/// (shared with the processes' output, `--proc-prefix`).
+#[derive(Default)]
+pub(crate) struct Lines {
+    /// `buf[start..end]` is read and not yet written.
+    buf: Box<[u8]>,
+    start: usize,
+    /// Where the next read goes.
+    pub(crate) end: usize,
+    /// Write the held partial line (a newline added) before reading on.
+    pub(crate) flush_partial: bool,
+    /// The last piece written was a full buffer, split off a longer line:
+    /// a `\n` right after it ends that line, it is no empty line.
+    split: bool,
+}
+
+impl Lines {
+    /// A buffer of `size` bytes, if there is none yet.
+    pub(crate) fn reserve(&mut self, size: usize) {
+        if self.buf.is_empty() {
+            self.buf = vec![0; size].into_boxed_slice();
+        }
+    }
+
+    /// The free space after what is held (moved to the front first).
+    pub(crate) fn room(&mut self) -> &mut [u8] {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        &mut self.buf[self.end..]
+    }
 
     /// Writes the complete lines held, in batches of at most PIPE_BUF bytes
     /// (a longer line alone). A full buffer without a newline is written as
     /// one split line; with `flush_partial`, so is the last partial line.
     /// Returns false when the output could not take a batch now.
-    fn write_lines(&mut self, sink: &mut Sink, wait: bool, prefix: &[u8]) -> bool {
+    pub(crate) fn write_lines(&mut self, sink: &mut Sink, wait: bool, prefix: &[u8]) -> bool {
         loop {
             if self.split && self.start < self.end {
                 // The byte after a piece split off a long line: its `\n`
@@ -1151,24 +1180,30 @@ impl Generation {
         }
     }
 }
+
 /// envinit's stdout or stderr, as the followed files' lines go out.
-struct Sink {
+pub(crate) struct Sink {
     fd: RawFd,
     name: &'static str,
+    /// What is dropped when writing fails, for the warning.
+    what: &'static str,
     /// Writing failed for good: lines for it are dropped.
-    dead: bool,
+    pub(crate) dead: bool,
 }
 
 impl Sink {
-    fn new(fd: RawFd, name: &'static str) -> Sink {
+    /// Lines going to `fd` (`name`: stdout or stderr); `what` says what
+    /// they are in the warning when writing fails for good.
+    pub(crate) fn new(fd: RawFd, name: &'static str, what: &'static str) -> Sink {
         Sink {
             fd,
             name,
+            what,
             dead: false,
         }
     }
 
-    fn fd(&self) -> BorrowedFd<'_> {
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         // SAFETY: stdout and stderr (or a test's pipe) stay open for the
         // whole run: envinit never closes them. Were one closed when
         // envinit started, calls on it fail with EBADF, which is handled.
@@ -1177,7 +1212,7 @@ impl Sink {
 
     /// Can the output take a batch now (or, with `wait`, within a few
     /// seconds)? Errors and hang-ups count as ready: the write reports them.
-    fn ready(&mut self, wait: bool) -> bool {
+    pub(crate) fn ready(&mut self, wait: bool) -> bool {
         let timeout = if wait {
             PollTimeout::from(DRAIN_WAIT_MS)
         } else {
@@ -1220,13 +1255,17 @@ impl Sink {
 
     fn fail(&mut self, why: &str) {
         self.dead = true;
-        warn(
-            "cannot write the lines of the --stdout/--stderr files: they are dropped from now on",
-            Path::new(self.name),
-            why,
+        tracing::warn!(
+            output = self.name,
+            error = why,
+            "cannot write the lines of {}: they are dropped from now on",
+            self.what
         );
     }
 }
+
+/// What the sinks of the followed files carry, for their warning.
+const FILES: &str = "the --stdout/--stderr files";
 
 /// Every warning of this module, through one call site (each costs size):
 /// what happened, to which path (or output), and the OS's reason.

@@ -136,15 +136,8 @@ pub fn prepare(settings: Option<&LaunchSettings>) -> Result<Launch, Failure> {
 fn prepare_for(settings: &LaunchSettings) -> Result<Launch, Vec<String>> {
     let mut launch = Launch::default();
     if let Some(spec) = &settings.user {
-        let identity = user::lookup(spec).map_err(|e| vec![e])?;
-        // SAFETY: geteuid and getegid take nothing and cannot fail.
-        let (euid, egid) = unsafe { (nix::libc::geteuid(), nix::libc::getegid()) };
-        launch.switch = euid == 0;
-        if euid != 0 && (identity.uid != euid || identity.gid != egid) {
-            return Err(vec![format!(
-                "--user {spec}: envinit runs as uid {euid} gid {egid}, not as root, so it cannot switch users: drop --user (the container already runs as a user) or start envinit as root"
-            )]);
-        }
+        let (identity, switch) = identity(spec, "--user").map_err(|e| vec![e])?;
+        launch.switch = switch;
         launch.identity = Some(identity);
     }
     let home = launch.identity.as_ref().map(|i| i.home.as_str());
@@ -158,6 +151,21 @@ fn prepare_for(settings: &LaunchSettings) -> Result<Launch, Vec<String>> {
         .map(|values| (settings.export_file_vars.as_slice(), values));
     launch.env = Some(child_env(vars, home, exports)?);
     Ok(launch)
+}
+
+/// Resolves the user `spec` (given as `option`, for the message), and
+/// whether to switch to it between fork and exec: yes as root; not when
+/// envinit already runs as that user; an error when it runs as another.
+pub fn identity(spec: &str, option: &str) -> Result<(Identity, bool), String> {
+    let identity = user::lookup(spec)?;
+    // SAFETY: geteuid and getegid take nothing and cannot fail.
+    let (euid, egid) = unsafe { (nix::libc::geteuid(), nix::libc::getegid()) };
+    if euid != 0 && (identity.uid != euid || identity.gid != egid) {
+        return Err(format!(
+            "{option} {spec}: envinit runs as uid {euid} gid {egid}, not as root, so it cannot switch users: drop {option} (the container already runs as a user) or start envinit as root"
+        ));
+    }
+    Ok((identity, euid == 0))
 }
 
 /// The child's environment from `vars` (envinit's, in order): HOME set to

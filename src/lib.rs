@@ -9,8 +9,10 @@
 //! - [`vm`]: VM mode, envinit as a microVM's init: boot and power-off.
 //! - [`launch`]: what the app runs as and with (`--user`, `--export-file-var`).
 //! - [`render`]: config files rendered from the environment (templates, ini).
+//! - [`reload`]: the render run again on a signal or a change, the app told.
 //! - [`wait`]: dependencies awaited before the start, and `--probe`.
 //! - [`image`]: the image config (`docker image inspect`) VM mode applies.
+//! - [`procs`]: several processes from a Procfile (`--procfile`), per-process options.
 //! - [`lifecycle`]: what PID 1 decides on each event, free of system calls.
 //! - [`container`]: the container's memory and CPU limits, from its cgroup.
 //! - [`follow`]: log files copied to stdout/stderr (`--stdout`, `--stderr`).
@@ -38,6 +40,8 @@ pub mod launch;
 pub mod lifecycle;
 pub mod logging;
 pub mod options;
+pub mod procs;
+pub mod reload;
 pub mod render;
 pub mod settings;
 pub mod signals;

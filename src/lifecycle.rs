@@ -7,7 +7,10 @@
 //!
 //! Theory of operation:
 //! - Every received signal is rewritten (`--rewrite`) and forwarded to the
-//!   main child, or to its process group with `--signal-group`.
+//!   main child, or to its process group with `--signal-group`; but the
+//!   reload signal, with templates, asks for a reload instead (src/reload.rs
+//!   renders; the app then gets its reload signal from
+//!   [`Lifecycle::after_reload`] if a file changed).
 //! - A stop signal (SIGTERM, SIGINT, SIGQUIT as received) is held for the
 //!   pre-stop delay (a second stop signal cuts the delay short), then
 //!   forwarded, and the grace period starts. A child seen stopped (Ctrl-Z,
@@ -29,6 +32,8 @@ use nix::libc;
 use crate::exit::Failure;
 use crate::options::{Given, format_duration, parse_bool, parse_duration};
 use crate::signals;
+
+pub mod team;
 
 /// How the child is run and stopped: the supervision options
 /// (docs/options.md, "Supervision").
@@ -106,6 +111,37 @@ pub fn parse_rewrite(text: &str) -> Result<(i32, Option<i32>), String> {
     Ok((from, to))
 }
 
+/// A received signal as the lifecycle takes it: `(received, forward,
+/// stop)`, the signal as received (Ctrl-Alt-Del in VM mode taken as the
+/// stop signal it stands for), what to forward after `--rewrite`, and
+/// whether it is a stop; `None` when `--rewrite` drops it.
+fn incoming(
+    received: i32,
+    ctrl_alt_del: Option<i32>,
+    rewrites: &[(i32, Option<i32>)],
+) -> Option<(i32, i32, bool)> {
+    let (received, stop) = match ctrl_alt_del {
+        Some(as_signal) if received == libc::SIGINT => (as_signal, true),
+        _ => (received, signals::is_stop(received)),
+    };
+    let forward = match rewrites.iter().find(|(from, _)| *from == received) {
+        Some((_, to)) => *to,
+        None => Some(received),
+    };
+    let Some(forward) = forward else {
+        tracing::debug!(signal = %signals::name(received), "signal dropped (--rewrite)");
+        return None;
+    };
+    if forward != received {
+        tracing::debug!(
+            received = %signals::name(received),
+            forwarded = %signals::name(forward),
+            "signal rewritten (--rewrite)"
+        );
+    }
+    Some((received, forward, stop))
+}
+
 /// The signal calls the lifecycle makes. Implementations ignore "no such
 /// process": a target that is gone already needs no signal.
 pub trait Processes {
@@ -174,6 +210,10 @@ pub struct Lifecycle {
     cause: Option<StopCause>,
     /// The processes left after the main child were told to stop.
     others_told: bool,
+    /// The signal that asks for a reload instead of being forwarded.
+    reload_on: Option<i32>,
+    /// It arrived since the reloads last looked.
+    reload_asked: bool,
 }
 
 impl Lifecycle {
@@ -190,30 +230,21 @@ impl Lifecycle {
             child_stopped: false,
             cause: None,
             others_told: false,
+            reload_on: None,
+            reload_asked: false,
         }
     }
 
     /// A signal (other than SIGCHLD) was received.
     pub fn on_signal(&mut self, received: i32, now: Instant, os: &mut impl Processes) {
-        let (received, stop) = match self.ctrl_alt_del {
-            Some(as_signal) if received == libc::SIGINT => (as_signal, true),
-            _ => (received, signals::is_stop(received)),
-        };
-        let forward = match self.rewrites.iter().find(|(from, _)| *from == received) {
-            Some((_, to)) => *to,
-            None => Some(received),
-        };
-        let Some(forward) = forward else {
-            tracing::debug!(signal = %signals::name(received), "signal dropped (--rewrite)");
+        if self.reload_on == Some(received) {
+            self.reload_asked = true;
+            return;
+        }
+        let Some((received, forward, stop)) = incoming(received, self.ctrl_alt_del, &self.rewrites)
+        else {
             return;
         };
-        if forward != received {
-            tracing::debug!(
-                received = %signals::name(received),
-                forwarded = %signals::name(forward),
-                "signal rewritten (--rewrite)"
-            );
-        }
         if !stop {
             self.forward(forward, false, os);
             return;
@@ -319,6 +350,45 @@ impl Lifecycle {
         }
     }
 
+    /// Reloads (src/reload.rs): `signal` asks for one instead of being
+    /// forwarded (`None`: every signal is forwarded, as without templates).
+    pub fn reload_on(&mut self, signal: Option<i32>) {
+        self.reload_on = signal;
+    }
+
+    /// Whether the reload signal arrived since the last call (which clears
+    /// it).
+    pub fn take_reload_request(&mut self) -> bool {
+        std::mem::take(&mut self.reload_asked)
+    }
+
+    /// Whether a reload (src/reload.rs) may run now: the app runs and no
+    /// stop has begun (a stop signal held for the pre-stop delay included).
+    pub fn may_reload(&self) -> bool {
+        self.phase == Phase::Running && self.status.is_none()
+    }
+
+    /// After a reload that changed a file's content: the app gets its
+    /// reload signal: `explicit` (`--app-reload-signal`) as is (0: none),
+    /// else `signal` (the reload signal) as `--rewrite` makes it, not at
+    /// all if a rewrite drops it; to its process group with
+    /// `--signal-group`.
+    ///
+    /// With several processes, this is where each named child gets its own
+    /// (`--proc-reload-signal NAME=SIGNAL`).
+    pub fn after_reload(&mut self, signal: i32, explicit: Option<i32>, os: &mut impl Processes) {
+        let forward = match explicit {
+            Some(explicit) => Some(explicit),
+            None => match self.rewrites.iter().find(|(from, _)| *from == signal) {
+                Some((_, to)) => *to,
+                None => Some(signal),
+            },
+        };
+        if let Some(forward) = forward.filter(|s| *s != 0) {
+            self.forward(forward, false, os);
+        }
+    }
+
     /// True once the main child has been reaped.
     #[inline]
     pub fn child_gone(&self) -> bool {
@@ -376,7 +446,7 @@ impl Lifecycle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use libc::{SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM, SIGUSR1, SIGWINCH};
+    use libc::{SIGCONT, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
 
     /// Records every signal call, as `(target, signal)`.
     #[derive(Default)]
@@ -625,6 +695,55 @@ mod tests {
         assert!(os.0.is_empty());
         assert_eq!(l.finished(false), Some(ChildStatus::Exited(0)));
         assert_eq!(l.cause(), None);
+    }
+
+    #[test]
+    fn the_reload_signal_asks_for_a_reload_instead_of_being_forwarded() {
+        let mut l = lifecycle(|_| {});
+        let mut os = Recorder::default();
+        let now = Instant::now();
+        // Without reloads (no templates), HUP is forwarded as always.
+        l.on_signal(SIGHUP, now, &mut os);
+        assert_eq!(os.0, vec![("child", SIGHUP)]);
+        assert!(!l.take_reload_request());
+        l.reload_on(Some(SIGHUP));
+        l.on_signal(SIGHUP, now, &mut os);
+        l.on_signal(SIGUSR1, now, &mut os);
+        assert_eq!(os.0, vec![("child", SIGHUP), ("child", SIGUSR1)]);
+        assert!(l.take_reload_request());
+        assert!(!l.take_reload_request(), "taken once");
+        assert!(l.may_reload());
+        // A file changed: the app gets the reload signal.
+        l.after_reload(SIGHUP, None, &mut os);
+        assert_eq!(os.0.last(), Some(&("child", SIGHUP)));
+    }
+
+    #[test]
+    fn the_apps_reload_signal_is_explicit_or_the_reload_signal_rewritten() {
+        let mut l = lifecycle(|s| {
+            s.rewrites = vec![(SIGHUP, Some(SIGUSR2)), (SIGUSR1, None)];
+            s.signal_group = true;
+        });
+        let mut os = Recorder::default();
+        l.after_reload(SIGHUP, None, &mut os);
+        l.after_reload(SIGHUP, Some(SIGWINCH), &mut os);
+        l.after_reload(SIGUSR1, None, &mut os);
+        l.after_reload(SIGHUP, Some(0), &mut os);
+        assert_eq!(os.0, vec![("group", SIGUSR2), ("group", SIGWINCH)]);
+    }
+
+    #[test]
+    fn no_reload_once_a_stop_has_begun() {
+        let mut l = lifecycle(|s| s.pre_stop_delay = 5 * SEC);
+        let mut os = Recorder::default();
+        assert!(l.may_reload());
+        l.on_signal(SIGTERM, Instant::now(), &mut os);
+        assert!(!l.may_reload(), "held for the pre-stop delay");
+        let mut l = lifecycle(|_| {});
+        l.on_child_exit(ChildStatus::Exited(0));
+        assert!(!l.may_reload());
+        l.after_reload(SIGHUP, None, &mut os);
+        assert!(os.0.is_empty(), "a reaped child's pid is not signalled");
     }
 
     #[test]

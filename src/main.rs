@@ -4,12 +4,16 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::process::ExitCode;
 
 use envinit::exit::{self, Failure};
 use envinit::follow::Followers;
+use envinit::lifecycle::ChildStatus;
+use envinit::reload;
 use envinit::settings::{self, Request, Settings};
-use envinit::{arena, launch, logging, options, render, signals, supervisor, vm, wait};
+use envinit::supervisor::Extras;
+use envinit::{arena, launch, logging, options, procs, render, signals, supervisor, vm, wait};
 
 /// Start-up allocations come from a small static arena (see `arena`).
 #[global_allocator]
@@ -147,12 +151,16 @@ fn configure(
     if let Some(probe) = settings.probe() {
         return done(&settings, Ok(wait::probe(probe)));
     }
-    // --check: render in memory, report, and stop there.
+    // --check: render in memory, report (--diff: what would change), and
+    // stop there.
     if settings.render.check {
-        let checked = render::write(&settings.render, None).map(|files| {
-            tracing::info!(files, "check passed: every file renders");
-            0
-        });
+        let checked = match settings.render.diff {
+            true => diff(&settings.render),
+            false => render::write(&settings.render, None).map(|written| {
+                tracing::info!(files = written.files, "check passed: every file renders");
+                0
+            }),
+        };
         return done(&settings, checked);
     }
     Configured::Run(settings)
@@ -174,12 +182,33 @@ fn run(settings: &Settings) -> Result<u8, Failure> {
     //    --export-file-var), resolved before anything is written or
     //    started.
     let launch = launch::prepare(settings.launch())?;
+    //    With several processes (--procfile): each one's command, user and
+    //    environment, from the Procfile and the --proc-* options.
+    let plan = match settings.procs() {
+        Some(procs) => Some(Box::new(procs::prepare(
+            procs,
+            &settings.command,
+            &launch,
+            settings.wait_timeout(),
+        )?)),
+        None => None,
+    };
 
     // 4. Render: config files from the environment, all or nothing, owned
-    //    by the --user.
-    if !settings.render.is_empty() {
-        render::write(&settings.render, launch.owner())?;
-    }
+    //    by the --user; and what renders them again while the app runs (the
+    //    reload signal, --watch).
+    let reloader = match settings.render.is_empty() {
+        true => None,
+        false => {
+            let written = render::write(&settings.render, launch.owner())?;
+            reload::Reloader::start(
+                settings.reload.as_deref(),
+                &settings.render,
+                launch.owner(),
+                written,
+            )
+        }
+    };
 
     // 5. Wait for dependencies (--wait); a stop signal ends the start here.
     if let Some(checks) = settings.wait() {
@@ -191,23 +220,45 @@ fn run(settings: &Settings) -> Result<u8, Failure> {
     //    rights (the --user's, when envinit switches to it). Nothing to do
     //    without them.
     let app = launch.identity.as_ref().filter(|_| launch.switch);
-    let mut followers = Followers::start(&settings.follow, app);
+    let followers = Followers::start(&settings.follow, app);
 
     // 7. Spawn (as the --user) and supervise until the child and everything
-    //    it left are gone.
-    let ended = supervisor::run(
-        &settings.supervise,
-        &settings.command,
-        &launch,
-        signals,
-        &mut followers,
-    );
+    //    it left are gone, the log files copied and the reloads done; with
+    //    several processes, start them in order and supervise them all
+    //    (docs/supervision.md).
+    let mut extras = Extras::new(followers, reloader);
+    let ended = match &plan {
+        None => supervisor::run(
+            &settings.supervise,
+            &settings.command,
+            &launch,
+            signals,
+            &mut extras,
+        )
+        .map(ChildStatus::code),
+        Some(plan) => supervisor::run_team(&settings.supervise, plan, signals, &mut extras),
+    };
 
     // 8. Drain: the last lines the app wrote to its log files.
-    followers.drain();
+    extras.drain();
 
-    // 9. The child's code (128+N if killed).
-    Ok(ended?.code())
+    // 9. The child's code (128+N if killed); with several processes, the
+    //    code of the one that ended first (0 after a clean stop).
+    ended
+}
+
+/// `--check --diff`: the diff on stdout; 0 when nothing would change, 1
+/// when something would.
+fn diff(render: &render::RenderSettings) -> Result<u8, Failure> {
+    let mut out = Vec::new();
+    let changed = render::diff(render, &mut out)?;
+    if let Err(e) = std::io::stdout().write_all(&out) {
+        return Err(Failure::new(
+            exit::OS_ERROR,
+            format!("cannot print the diff: {}", exit::reason(&e)),
+        ));
+    }
+    Ok(u8::from(changed))
 }
 
 /// One error line per problem; returns the failure's exit code.

@@ -56,8 +56,12 @@ pub enum Section {
     Supervision,
     /// Config files.
     Config,
+    /// Config rendered again while the app runs.
+    Reload,
     /// User, secrets as variables, dependencies.
     StartUp,
+    /// Several processes.
+    Processes,
     /// Followed log files.
     LogFiles,
     /// `--probe`.
@@ -76,7 +80,9 @@ impl Section {
         match self {
             Section::Supervision => "Supervision:",
             Section::Config => "Config:",
+            Section::Reload => "Reload (with --template or --ini; docs/templates.md):",
             Section::StartUp => "Start-up:",
+            Section::Processes => "Several processes (docs/supervision.md):",
             Section::LogFiles => "Log files:",
             Section::HealthCheck => "Health check (runs no command):",
             Section::Vm => "VM mode (envinit as a microVM's init, docs/vm.md):",
@@ -164,7 +170,7 @@ impl Opt {
     }
 }
 
-use Section::{Config, HealthCheck, LogFiles, Other, StartUp, Supervision, Vm};
+use Section::{Config, HealthCheck, LogFiles, Other, Processes, Reload, StartUp, Supervision, Vm};
 
 /// Every option and variable of envinit, in `--help` order.
 pub const TABLE: &[Opt] = &[
@@ -236,6 +242,42 @@ pub const TABLE: &[Opt] = &[
          nothing (exit 0 or 78)",
     ),
     opt(
+        "diff",
+        None,
+        Config,
+        "with --check (implied): print what a start or a\n\
+         reload would change as a unified diff, secrets\n\
+         masked; exit 0 if nothing, 1 if something would",
+    ),
+    opt(
+        "reload-signal",
+        Some("SIGNAL"),
+        Reload,
+        "render again on this signal instead of forwarding\n\
+         it (none: forward it) [default: HUP]",
+    ),
+    opt(
+        "app-reload-signal",
+        Some("SIGNAL"),
+        Reload,
+        "what the app gets when a reload changed a file\n\
+         [default: the reload signal, after --rewrite]",
+    ),
+    opt(
+        "watch",
+        None,
+        Reload,
+        "also reload when a template, secret or X_FILE file\n\
+         changes (inotify; a burst is one reload)",
+    ),
+    opt(
+        "watch-limits",
+        Some("DURATION"),
+        Reload,
+        "read the container's memory and CPU limits again\n\
+         this often, and reload when they changed",
+    ),
+    opt(
         "user",
         Some("USER[:GROUP]"),
         StartUp,
@@ -266,6 +308,68 @@ pub const TABLE: &[Opt] = &[
         Some("DURATION"),
         StartUp,
         "give up (exit 69) after this long [default: 60s]",
+    ),
+    opt(
+        "procfile",
+        Some("FILE"),
+        Processes,
+        "run the processes of FILE (NAME: COMMAND lines)\n\
+         in order; COMMAND, if any, is one more: main",
+    ),
+    opt(
+        "restart",
+        Some("NAME"),
+        Processes,
+        "restart process NAME when it ends (after 1 s,\n\
+         doubling to 30 s); repeatable",
+    )
+    .repeatable(),
+    opt(
+        "proc-user",
+        Some("NAME=USER[:GROUP]"),
+        Processes,
+        "run process NAME as this user [default: --user];\n\
+         repeatable",
+    )
+    .repeatable(),
+    opt(
+        "proc-stop-signal",
+        Some("NAME=SIGNAL"),
+        Processes,
+        "stop process NAME with SIGNAL [default: the\n\
+         one received]; repeatable",
+    )
+    .repeatable(),
+    opt(
+        "proc-reload-signal",
+        Some("NAME=SIGNAL"),
+        Processes,
+        "after a reload changed a file, send NAME SIGNAL\n\
+         (none: nothing); once one is named, only named\n\
+         processes are told; repeatable",
+    )
+    .repeatable(),
+    opt(
+        "proc-wait",
+        Some("NAME=URL"),
+        Processes,
+        "start process NAME once URL is ready (the forms of\n\
+         --wait); repeatable",
+    )
+    .repeatable(),
+    opt(
+        "proc-signals",
+        Some("NAME=SIGNAL[+SIGNAL...]"),
+        Processes,
+        "forward only these signals to process NAME\n\
+         (FROM:TO sends FROM as TO; none: none); repeatable",
+    )
+    .repeatable(),
+    opt(
+        "proc-prefix",
+        None,
+        Processes,
+        "prefix each line of the processes with its name",
     ),
     opt(
         "stdout",
@@ -423,7 +527,7 @@ const HELP_HEAD: &str = "\
 envinit: render config from the environment, then run COMMAND as PID 1
 
 Usage: envinit [OPTIONS] [--] COMMAND [ARG...]
-       envinit --check [OPTIONS]
+       envinit --check [--diff] [OPTIONS]
        envinit --probe URL [--probe URL...] [--probe-timeout DURATION]
 
 Options stop at the first word that is not an option: the command's own
@@ -578,9 +682,28 @@ impl Given {
         Some(self.0.swap_remove(i))
     }
 
-    /// Whether any of `longs` was given (and not taken yet).
+    /// Whether no option is left (a start without options: the common
+    /// case, checked before looking up the rarer ones).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether an option of `section` was given (and not taken yet).
+    pub fn in_section(&self, section: Section) -> bool {
+        self.0.iter().any(|r| r.opt.section == section)
+    }
+
+    /// Whether any of `longs` was given (and not taken yet). Inlined: a
+    /// start without options pays a length check per call.
+    #[inline(always)]
     pub fn any(&self, longs: &[&str]) -> bool {
-        self.0.iter().any(|r| longs.contains(&r.opt.long))
+        for raw in &self.0 {
+            if longs.contains(&raw.opt.long) {
+                return true;
+            }
+        }
+        false
     }
 
     /// Whether `--long` was given on the command line (not taken yet).

@@ -18,7 +18,9 @@ use crate::follow::FollowSettings;
 use crate::launch::LaunchSettings;
 use crate::lifecycle::SuperviseSettings;
 use crate::logging::LogSettings;
-use crate::options::{self, Given, Lexed};
+use crate::options::{self, Given, Lexed, Section};
+use crate::procs::{self, ProcsSettings};
+use crate::reload::ReloadSettings;
 use crate::render::RenderSettings;
 use crate::vm::VmSettings;
 use crate::wait::Checks;
@@ -35,6 +37,10 @@ pub struct Settings {
     pub remap_exit: Remaps,
     /// Config files to render before the start.
     pub render: RenderSettings,
+    /// What renders them again while the app runs: `None` (the defaults)
+    /// unless one of its options is given, so a start without them carries
+    /// no more than a pointer.
+    pub reload: Option<Box<ReloadSettings>>,
     /// envinit's own log lines.
     pub log: LogSettings,
     /// `--user`, `--export-file-var`, `--wait`, `--probe`: only when one
@@ -60,9 +66,12 @@ pub struct StartUp {
     pub wait: Checks,
     /// `--probe`: check these once, report, run nothing.
     pub probe: Option<Checks>,
+    /// `--procfile`, `--restart`, `--proc-*`: several processes (here, not
+    /// in [`Settings`], so a start without options carries no more).
+    pub procs: Option<ProcsSettings>,
 }
 
-/// The options of [`StartUp`].
+/// The options of [`StartUp`] (with [`procs::OPTIONS`]).
 const START_UP: &[&str] = &[
     "user",
     "export-file-var",
@@ -70,6 +79,14 @@ const START_UP: &[&str] = &[
     "wait-timeout",
     "probe",
     "probe-timeout",
+    "procfile",
+    "restart",
+    "proc-user",
+    "proc-stop-signal",
+    "proc-wait",
+    "proc-signals",
+    "proc-reload-signal",
+    "proc-prefix",
 ];
 
 /// What the command line asks for.
@@ -101,6 +118,10 @@ pub fn read(args: Vec<OsString>, variables: Vec<(OsString, OsString)>) -> Result
         None => Remaps::default(),
     };
     let render = RenderSettings::from_options(&mut given)?;
+    let reload = match !given.is_empty() && given.in_section(Section::Reload) {
+        true => Some(Box::new(ReloadSettings::from_options(&mut given)?)),
+        false => None,
+    };
     let vm = VmSettings::from_options(&mut given)?;
     let log = LogSettings::from_options(&mut given)?;
     let start_up = match given.any(START_UP) {
@@ -110,7 +131,9 @@ pub fn read(args: Vec<OsString>, variables: Vec<(OsString, OsString)>) -> Result
     let follow = FollowSettings::from_options(&mut given)?;
 
     let probing = start_up.as_ref().is_some_and(|s| s.probe.is_some());
-    if command.is_empty() && !render.check && !probing {
+    let procfile =
+        (start_up.as_ref().and_then(|s| s.procs.as_ref())).is_some_and(|p| p.procfile.is_some());
+    if command.is_empty() && !render.check && !probing && !procfile {
         return Err(options::usage(
             "no command given: envinit [OPTIONS] [--] COMMAND [ARG...]".into(),
         ));
@@ -120,6 +143,7 @@ pub fn read(args: Vec<OsString>, variables: Vec<(OsString, OsString)>) -> Result
         supervise,
         remap_exit,
         render,
+        reload,
         log,
         start_up,
         follow,
@@ -142,10 +166,15 @@ fn start_up(given: &mut Given, has_command: bool) -> Result<StartUp, Failure> {
         ));
     }
     let probe = (!probe.targets.is_empty() && (probe_cli || !has_command)).then_some(probe);
+    let procs = match given.any(procs::OPTIONS) {
+        true => Some(ProcsSettings::from_options(given)?),
+        false => None,
+    };
     Ok(StartUp {
         launch,
         wait,
         probe,
+        procs,
     })
 }
 
@@ -161,6 +190,18 @@ impl Settings {
             .as_deref()
             .map(|s| &s.wait)
             .filter(|w| !w.targets.is_empty())
+    }
+
+    /// `--procfile`, `--restart`, `--proc-*`, when given.
+    pub fn procs(&self) -> Option<&ProcsSettings> {
+        self.start_up.as_deref().and_then(|s| s.procs.as_ref())
+    }
+
+    /// `--wait-timeout` (also the bound on each `--proc-wait`).
+    pub fn wait_timeout(&self) -> std::time::Duration {
+        self.start_up
+            .as_deref()
+            .map_or(Checks::wait_default().timeout, |s| s.wait.timeout)
     }
 
     /// `--probe`'s URLs, when this start is a health check.
@@ -272,6 +313,61 @@ mod tests {
         assert_eq!(s.render.secrets_dir, PathBuf::from("/s"));
         assert!(s.render.check);
         assert_eq!(s.command, words(&["app"]));
+    }
+
+    #[test]
+    fn reload_options_from_the_command_line_and_the_environment() {
+        use crate::reload::ReloadSettings;
+        use std::time::Duration;
+        // Not given: no settings carried (the defaults apply).
+        let s = run(&["-t", "a:b", "true"], &[]).unwrap();
+        assert_eq!(s.reload, None);
+        let s = run(
+            &[
+                "--reload-signal",
+                "USR1",
+                "--app-reload-signal=SIGUSR2",
+                "--watch",
+                "--watch-limits",
+                "30s",
+                "-t",
+                "a:b",
+                "true",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            s.reload.as_deref(),
+            Some(&ReloadSettings {
+                signal: Some(10),
+                app_signal: Some(12),
+                watch: true,
+                watch_limits: Some(Duration::from_secs(30)),
+            })
+        );
+        let s = run(
+            &["true"],
+            &[
+                ("ENVINIT_RELOAD_SIGNAL", "none"),
+                ("ENVINIT_APP_RELOAD_SIGNAL", "none"),
+                ("ENVINIT_WATCH", "yes"),
+                ("ENVINIT_WATCH_LIMITS", "0"),
+            ],
+        )
+        .unwrap();
+        let r = s.reload.unwrap();
+        assert_eq!(
+            (r.signal, r.app_signal, r.watch, r.watch_limits),
+            (None, Some(0), true, None)
+        );
+        // --diff implies --check (so no command is needed).
+        let s = run(&["--diff"], &[]).unwrap();
+        assert!(s.render.check && s.render.diff);
+        let bad = run(&["--reload-signal", "BOGUS", "true"], &[]).unwrap_err();
+        assert_eq!(bad.code, exit::USAGE);
+        let bad = run(&["true"], &[("ENVINIT_WATCH_LIMITS", "soon")]).unwrap_err();
+        assert_eq!(bad.code, exit::CONFIG);
     }
 
     #[test]
@@ -579,6 +675,22 @@ mod tests {
         let e = run(&["--rotate-wait", "soon", "app"], &[]).unwrap_err();
         assert_eq!(e.code, exit::USAGE);
         assert!(e.message().contains("--rotate-wait"), "{e}");
+    }
+
+    #[test]
+    fn every_option_of_several_processes_is_a_start_up_option() {
+        for long in procs::OPTIONS {
+            assert!(START_UP.contains(long), "{long}");
+        }
+        let s = run(&["--procfile", "/P"], &[]).unwrap();
+        assert_eq!(
+            s.procs().and_then(|p| p.procfile.as_deref()),
+            Some(std::path::Path::new("/P"))
+        );
+        assert!(s.command.is_empty(), "a Procfile needs no command");
+        let s = run(&["app"], &[("ENVINIT_RESTART", "main")]).unwrap();
+        assert_eq!(s.procs().map(|p| p.each.len()), Some(1));
+        assert_eq!(run(&["app"], &[]).unwrap().procs(), None);
     }
 
     #[test]

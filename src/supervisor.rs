@@ -9,7 +9,10 @@
 //!   arrive in one place (the signalfd), read in one blocking loop that
 //!   wakes only for a signal, a deadline, or a followed log file's change
 //!   (`--stdout`/`--stderr`, see [`crate::follow`], whose deadline, while
-//!   it holds a rotated file, joins the lifecycle's): no polling.
+//!   it holds a rotated file, joins the lifecycle's), or a reload's signal,
+//!   watched change or deadline ([`crate::reload`]): no polling. Both are
+//!   [`Extras`], one pointer, null without either: such a start's wake-up
+//!   is what it was before either existed.
 //! - The child starts with the signal mask envinit was started with, default
 //!   dispositions for everything envinit did not inherit as ignored, and no
 //!   file descriptor envinit opened (they are all close-on-exec); the ones
@@ -20,7 +23,7 @@
 //! - A pid is signalled only while it is ours (not yet reaped); "no such
 //!   process" (ESRCH) means already gone.
 
-use std::ffi::{CString, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::time::Instant;
@@ -28,6 +31,7 @@ use std::time::Instant;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::libc;
+use nix::poll::PollFd;
 use nix::unistd::{self, ForkResult, Pid};
 
 use crate::exit::{self, Failure, os_failure};
@@ -35,10 +39,14 @@ use crate::follow::Followers;
 use crate::launch::Launch;
 use crate::lifecycle::{ChildStatus, Lifecycle, Processes, StopCause, SuperviseSettings};
 use crate::options::format_duration;
+use crate::reload::{ReloadTarget, Reloader};
 use crate::signals::{
     self,
-    intake::{KernelSigset, SignalBuffer, Signals, raw, set_mask},
+    intake::{KernelSigset, SignalBuffer, Signals, Wakers, raw, set_mask},
 };
+
+mod team;
+pub use team::run_team;
 
 /// Spawns `command` and supervises it and everything it leaves behind until
 /// all of it is gone; returns how the main child ended.
@@ -47,21 +55,9 @@ pub fn run(
     command: &[OsString],
     launch: &Launch,
     signals: Signals,
-    followers: &mut Followers,
+    extras: &mut Extras,
 ) -> Result<ChildStatus, Failure> {
-    let pid1 = unistd::getpid() == Pid::from_raw(1);
-    if !pid1 {
-        // Orphans of the child's tree must come to us, not to the host's init.
-        match nix::sys::prctl::set_child_subreaper(true) {
-            Ok(()) => tracing::debug!("not PID 1: became a child subreaper"),
-            Err(e) => {
-                tracing::warn!(
-                    error = e.desc(),
-                    "not PID 1 and cannot become a subreaper: orphans go to the host's init"
-                )
-            }
-        }
-    }
+    let pid1 = reaper();
 
     tracing::debug!(
         grace = format_duration(settings.grace).as_str(),
@@ -76,6 +72,7 @@ pub fn run(
 
     let mut os = Linux { child, pid1 };
     let mut lifecycle = Lifecycle::new(settings);
+    lifecycle.reload_on(extras.reload_signal());
     let mut others_left = true;
     let mut received = SignalBuffer::new();
     loop {
@@ -88,14 +85,14 @@ pub fn run(
         // signal or a deadline needs it.
         let deadline = lifecycle.deadline();
         let mut reap = false;
-        for signal in received.next(&signals, deadline, followers) {
+        for signal in received.next(&signals, deadline, &*extras) {
             if signal == libc::SIGCHLD {
                 reap = true;
             } else {
                 lifecycle.on_signal(signal, Instant::now(), &mut os);
             }
         }
-        followers.on_ready();
+        extras.on_ready(&mut Single(&mut lifecycle, &mut os));
         if reap {
             others_left = reap_all(child, &mut lifecycle, &mut os);
             if lifecycle.child_gone() {
@@ -108,6 +105,25 @@ pub fn run(
             lifecycle.on_tick(Instant::now(), &mut os);
         }
     }
+}
+
+/// Whether envinit is PID 1; when it is not, it becomes a child subreaper,
+/// so that the orphans of its children's trees come to it, not to the
+/// host's init.
+fn reaper() -> bool {
+    let pid1 = unistd::getpid() == Pid::from_raw(1);
+    if !pid1 {
+        match nix::sys::prctl::set_child_subreaper(true) {
+            Ok(()) => tracing::debug!("not PID 1: became a child subreaper"),
+            Err(e) => {
+                tracing::warn!(
+                    error = e.desc(),
+                    "not PID 1 and cannot become a subreaper: orphans go to the host's init"
+                )
+            }
+        }
+    }
+    pid1
 }
 
 /// Reaps every child that has changed state, in one batch; tells the
@@ -256,14 +272,21 @@ fn exec_outcome(program: &OsString, child: Pid, report_read: &OwnedFd) -> Result
     };
     // The exec failed; the child has _exited: reap it now.
     let _ = nix::sys::wait::waitpid(child, None);
-    let [e0, e1, e2, e3, s0, s1, s2, s3] = report;
+    Err(exec_failure(program, &report, n))
+}
+
+/// What the forked child reported (`n` bytes of `report`: errno, then the
+/// step that failed) as the failure of starting `program`.
+#[cold]
+fn exec_failure(program: &OsStr, report: &[u8; 8], n: usize) -> Failure {
+    let [e0, e1, e2, e3, s0, s1, s2, s3] = *report;
     let errno = Errno::from_raw(i32::from_ne_bytes([e0, e1, e2, e3]));
     let step = if n == 8 {
         i32::from_ne_bytes([s0, s1, s2, s3])
     } else {
         0
     };
-    Err(match USER_STEPS.get(step as usize) {
+    match USER_STEPS.get(step as usize) {
         Some(call) if step > 0 => Failure::new(
             exit::OS_ERROR,
             format!(
@@ -273,13 +296,14 @@ fn exec_outcome(program: &OsString, child: Pid, report_read: &OwnedFd) -> Result
             ),
         ),
         _ => spawn_error(program, errno),
-    })
+    }
 }
 
 /// What the forked child reports as failed: 0 the exec, then the user switch.
 const USER_STEPS: [&str; 4] = ["exec", "setgroups", "setresgid", "setresuid"];
 
-/// In the forked child: set up and exec, or report errno and `_exit(127)`.
+/// In the forked child: set up and exec, or report errno and `_exit` with
+/// 127 (not found) or 126.
 fn exec_child(
     argv: &[*const libc::c_char],
     envp: Option<&[*const libc::c_char]>,
@@ -334,15 +358,20 @@ fn exec_child(
             Some(envp) => libc::execvpe(argv[0], argv.as_ptr(), envp.as_ptr()),
             None => libc::execvp(argv[0], argv.as_ptr()),
         };
-        let errno = Errno::last_raw().to_ne_bytes();
-        libc::write(report_fd, errno.as_ptr().cast(), errno.len());
-        libc::_exit(exit::NOT_FOUND.into())
+        let errno = Errno::last_raw();
+        libc::write(report_fd, errno.to_ne_bytes().as_ptr().cast(), 4);
+        // As a shell exits: 127 when not found, 126 when not executable.
+        let code = match errno {
+            libc::ENOENT | libc::ENOTDIR => exit::NOT_FOUND,
+            _ => exit::NOT_EXECUTABLE,
+        };
+        libc::_exit(code.into())
     }
 }
 
 /// The exec failure as the OS says it, then what it means and the fix:
 /// `cannot run "x": No such file or directory (command not found: ...)`.
-fn spawn_error(program: &OsString, errno: Errno) -> Failure {
+fn spawn_error(program: &OsStr, errno: Errno) -> Failure {
     let name = program.to_string_lossy();
     let (code, meaning) = match errno {
         Errno::ENOENT | Errno::ENOTDIR => (
@@ -428,19 +457,24 @@ impl Processes for Linux {
     }
 
     fn signal_all(&mut self, signal: i32) {
-        if self.pid1 {
-            // As PID 1 of a namespace, -1 means every other process in it.
-            match send(-1, signal) {
-                Ok(()) | Err(Errno::ESRCH) => {}
-                Err(e) => {
-                    tracing::warn!(signal = %signals::name(signal), error = e.desc(), "signalling all failed")
-                }
+        signal_all(self.pid1, signal);
+    }
+}
+
+/// Sends `signal` to every process envinit would reap: as PID 1, every
+/// other process of the namespace (kill -1); else every descendant.
+fn signal_all(pid1: bool, signal: i32) {
+    if pid1 {
+        match send(-1, signal) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(e) => {
+                tracing::warn!(signal = %signals::name(signal), error = e.desc(), "signalling all failed")
             }
-            return;
         }
-        for pid in descendants(unistd::getpid().as_raw()) {
-            let _ = send(pid, signal);
-        }
+        return;
+    }
+    for pid in descendants(unistd::getpid().as_raw()) {
+        let _ = send(pid, signal);
     }
 }
 
@@ -485,4 +519,106 @@ fn descendants(root: libc::pid_t) -> Vec<libc::pid_t> {
     }
     found.remove(0);
     found
+}
+
+/// What the loop serves besides signals and children: followed log files
+/// (`--stdout`, `--stderr`) and reloads (templates). One pointer, null
+/// when there is neither: a start without them checks it once per wake-up
+/// and once for the poll, as it checked the followers alone before.
+pub struct Extras<'a>(Option<Box<Parts<'a>>>);
+
+struct Parts<'a> {
+    followers: Followers,
+    reload: Option<Box<Reloader<'a>>>,
+}
+
+impl Parts<'_> {
+    /// Out of line: the loop of a start without followers or reloads
+    /// keeps only the check for them.
+    #[inline(never)]
+    fn on_ready(&mut self, target: &mut dyn ReloadTarget) {
+        self.followers.on_ready();
+        if let Some(reload) = &mut self.reload {
+            reload.on_ready(target);
+        }
+    }
+}
+
+/// The one child's lifecycle, and the calls that signal it, as a reload's
+/// target.
+struct Single<'a>(&'a mut Lifecycle, &'a mut Linux);
+
+impl ReloadTarget for Single<'_> {
+    fn take_reload_request(&mut self) -> bool {
+        self.0.take_reload_request()
+    }
+    fn may_reload(&self) -> bool {
+        self.0.may_reload()
+    }
+    fn after_reload(&mut self, signal: i32, explicit: Option<i32>) {
+        self.0.after_reload(signal, explicit, self.1)
+    }
+}
+
+impl<'a> Extras<'a> {
+    /// The followers and the reloads of this start.
+    pub fn new(followers: Followers, reload: Option<Box<Reloader<'a>>>) -> Extras<'a> {
+        match followers.active() || reload.is_some() {
+            true => Extras(Some(Box::new(Parts { followers, reload }))),
+            false => Extras(None),
+        }
+    }
+
+    /// The signal that asks for a reload, if reloads are on (the
+    /// lifecycle takes it instead of forwarding it).
+    pub(crate) fn reload_signal(&self) -> Option<i32> {
+        self.0
+            .as_ref()
+            .and_then(|p| p.reload.as_ref())
+            .and_then(|r| r.signal())
+    }
+
+    /// After every wake-up: the followers copy, a reload runs if due.
+    #[inline]
+    pub(crate) fn on_ready(&mut self, target: &mut dyn ReloadTarget) {
+        if let Some(parts) = &mut self.0 {
+            parts.on_ready(target);
+        }
+    }
+
+    /// At the end: the last lines of the followed files.
+    pub fn drain(&mut self) {
+        if let Some(parts) = &mut self.0 {
+            parts.followers.drain();
+        }
+    }
+}
+
+impl Wakers for Extras<'_> {
+    #[inline]
+    fn active(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|p| p.followers.active() || p.reload.as_ref().is_some_and(|r| r.active()))
+    }
+
+    fn poll_fds<'a>(&'a self, out: &mut [PollFd<'a>]) -> usize {
+        let Some(parts) = &self.0 else {
+            return 0;
+        };
+        let used = parts.followers.poll_fds(out);
+        used + parts
+            .reload
+            .as_ref()
+            .map_or(0, |r| r.poll_fds(&mut out[used..]))
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        let parts = self.0.as_ref()?;
+        let reload = parts.reload.as_ref().and_then(|r| r.deadline());
+        match (parts.followers.deadline(), reload) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }

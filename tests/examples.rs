@@ -673,6 +673,12 @@ enum Out {
         script: &'static str,
         has: &'static [&'static str],
     },
+    /// Several processes: SIGTERM once stdout holds every line of
+    /// `ready`; then stdout's lines, in any order, are `lines`.
+    Stopped {
+        ready: &'static [&'static str],
+        lines: &'static [&'static str],
+    },
 }
 
 /// The convention as the official images' entrypoints implement it,
@@ -815,6 +821,91 @@ const MIGRATIONS: &[Migration] = &[
             ],
         },
     },
+    Migration {
+        name: "migrating_from_supervisord_conf",
+        was: "supervisord -c supervisord.conf: [program:web] command=... stopsignal=QUIT; \
+              [program:worker] command=worker user=www-data environment=QUEUE=\"mail\" \
+              autorestart=true; stdout_logfile=/dev/stdout",
+        files: &[(
+            "Procfile",
+            "# [program:web], then [program:worker] (priority order)\n\
+             web: sh -c 'trap \"echo web got QUIT; exit 0\" QUIT; echo web up; while :; do sleep 0.05; done'\n\
+             worker: QUEUE=mail sh -c 'echo worker as $(id -un) on $QUEUE; exec sleep 60'\n",
+            0o644,
+        )],
+        env_clear: false,
+        env: &[],
+        args: &[
+            "--procfile",
+            "{dir}/Procfile",
+            "--proc-stop-signal",
+            "web=QUIT",
+            "--proc-user",
+            "worker=www-data",
+            "--restart",
+            "worker",
+            "--proc-prefix",
+        ],
+        stop: false,
+        code: 0,
+        out: Out::Stopped {
+            ready: &["web    | web up", "worker | worker as www-data on mail"],
+            lines: &[
+                "web    | web up",
+                "worker | worker as www-data on mail",
+                "web    | web got QUIT",
+            ],
+        },
+    },
+    Migration {
+        name: "migrating_from_s6_overlay_services",
+        was: "s6-overlay: /etc/services.d/app/run, /etc/services.d/cron/run, \
+              S6_KILL_GRACETIME=3000, ENTRYPOINT [\"/init\"]",
+        files: &[
+            (
+                "services/app/run",
+                "#!/bin/sh\n# was #!/command/with-contenv sh: envinit passes the environment on\necho app up\nexec sleep 60\n",
+                0o755,
+            ),
+            (
+                "services/cron/run",
+                "#!/bin/sh\necho cron up\nexec sleep 60\n",
+                0o755,
+            ),
+            (
+                "Procfile",
+                "app: {dir}/services/app/run\ncron: {dir}/services/cron/run\n",
+                0o644,
+            ),
+        ],
+        env_clear: false,
+        env: &[("ENVINIT_GRACE", "3s"), ("ENVINIT_RESTART", "app,cron")],
+        args: &["--procfile", "{dir}/Procfile"],
+        stop: false,
+        code: 0,
+        out: Out::Stopped {
+            ready: &["app up", "cron up"],
+            lines: &["app up", "cron up"],
+        },
+    },
+    Migration {
+        name: "migrating_from_multirun_commands",
+        was: "multirun \"web --port 8080\" \"worker --queue mail\"",
+        files: &[(
+            "Procfile",
+            "web: sh -c 'echo web up; exec sleep 60'\nworker: sh -c 'echo worker up; exec sleep 60'\n",
+            0o644,
+        )],
+        env_clear: false,
+        env: &[],
+        args: &["--procfile", "{dir}/Procfile", "--signal-group"],
+        stop: false,
+        code: 0,
+        out: Out::Stopped {
+            ready: &["web up", "worker up"],
+            lines: &["web up", "worker up"],
+        },
+    },
 ];
 
 /// Runs one migration case; its stdout's lines, sorted, for `SameEnvAs`.
@@ -832,6 +923,14 @@ fn run_migration(case: &Migration, args: &[String], dir: &str, port: &str) -> co
     }
     for (key, value) in case.env {
         spec = spec.env(key, fill(value));
+    }
+    if let Out::Stopped { ready, .. } = case.out {
+        let run = spec.start();
+        run.wait_stdout("every process ready", |t| {
+            ready.iter().all(|line| common::has_line(t, line))
+        });
+        run.signal(sig::TERM);
+        return run.wait();
     }
     if !case.stop {
         return spec.run();
@@ -868,7 +967,8 @@ fn migrating_from_other_tools_as_docs_comparison_md_writes_it() {
         let dir_s = dir.path().to_str().unwrap().to_string();
         for (path, text, mode) in case.files {
             let file = dir.path().join(path);
-            std::fs::write(&file, text).unwrap();
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, text.replace("{dir}", &dir_s)).unwrap();
             std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(*mode))
                 .unwrap();
         }
@@ -890,6 +990,13 @@ fn migrating_from_other_tools_as_docs_comparison_md_writes_it() {
                         done.describe()
                     );
                 }
+            }
+            Out::Stopped { lines, .. } => {
+                let mut got: Vec<&str> = out.lines().collect();
+                let mut want = lines.to_vec();
+                got.sort_unstable();
+                want.sort_unstable();
+                assert_eq!(got, want, "{what}: {}", done.describe());
             }
             Out::SameEnvAs { script, has } => {
                 let before = run_migration(

@@ -12,7 +12,10 @@ COPY app/ /etc/envinit/app/
 COPY www/ /srv/www/
 # Defaults live in the image; Compose, Swarm or `docker run -e` override them.
 # The grace period stays below the engine's stop timeout (Docker: 10 s).
-ENV PHP_MEMORY_LIMIT=128M ENVINIT_GRACE=8s
+# A reload (`docker kill --signal HUP`, after `docker update --memory` or a
+# rotated secret) renders again; if a file changed, php-fpm gets USR2, its
+# graceful reload.
+ENV PHP_MEMORY_LIMIT=128M ENVINIT_GRACE=8s ENVINIT_APP_RELOAD_SIGNAL=USR2
 EXPOSE 9000
 # Render as root (into /etc), then start php-fpm as www-data; SIGTERM from
 # the engine becomes SIGQUIT, php-fpm's graceful stop.

@@ -301,6 +301,63 @@ pub fn parent(path: &Path, dirs: Dirs) -> Result<Option<Parent>, Error> {
     }))
 }
 
+impl Parent {
+    /// The file DEST names now, read for comparing with what would replace
+    /// it (a reload, `--diff`): `Ok(None)` when there is none. Nothing is
+    /// followed or opened that the rule would refuse: the last component
+    /// must be a regular file (a symlink there is ELOOP, anything else
+    /// EINVAL), owned by the directory's owner when that is not root
+    /// (EPERM: a hard link the user planted to a file of root's), at most
+    /// `limit` bytes (EFBIG); it is opened without following and without
+    /// blocking, and checked to be that same file (ESTALE).
+    pub fn read_existing(&self, limit: u64) -> Result<Option<(Vec<u8>, FileStat)>, Errno> {
+        use std::io::Read;
+        let name = self.name.as_os_str();
+        let st =
+            match nix::sys::stat::fstatat(&self.fd, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+            {
+                Ok(st) => st,
+                Err(Errno::ENOENT) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+        match Kind::of(&st) {
+            Kind::File => {}
+            Kind::Symlink => return Err(Errno::ELOOP),
+            _ => return Err(Errno::EINVAL),
+        }
+        let dir = fstat(&self.fd)?;
+        if dir.st_uid != 0 && st.st_uid != dir.st_uid {
+            return Err(Errno::EPERM);
+        }
+        if u64::try_from(st.st_size).unwrap_or(u64::MAX) > limit {
+            return Err(Errno::EFBIG);
+        }
+        let fd = openat(
+            &self.fd,
+            name,
+            OFlag::O_RDONLY
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_NONBLOCK
+                | OFlag::O_NOCTTY
+                | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        let now = fstat(&fd)?;
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) {
+            return Err(Errno::ESTALE);
+        }
+        let mut bytes = Vec::new();
+        File::from(fd)
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| errno_of(&e))?;
+        if bytes.len() as u64 > limit {
+            return Err(Errno::EFBIG);
+        }
+        Ok(Some((bytes, now)))
+    }
+}
+
 impl Found {
     /// What it is (after following symlinks: never [`Kind::Symlink`]).
     pub fn kind(&self) -> Kind {
@@ -315,6 +372,13 @@ impl Found {
     /// Its path as resolved (symlinks replaced by their targets).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Its `O_PATH` descriptor: what was found and checked, for a call
+    /// that must act on this very file or directory (an inotify watch,
+    /// through `/proc/self/fd/N`).
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 
     /// Opens the regular file found for reading: relative to the directory

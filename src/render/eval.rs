@@ -5,6 +5,10 @@
 //! its body once per item: an unset variable in an untaken branch (or in
 //! the body of a loop over an empty list) is no error.
 //!
+//! The output's byte ranges that hold a value read from a secret
+//! (`secrets.NAME`, an `X_FILE`, or a loop item from such a list) are
+//! recorded, for `--diff` to mask.
+//!
 //! Problems are collected, each once per position and message, and
 //! evaluation goes on after one (so a template's problems are all
 //! reported); the output is returned only when there was none.
@@ -16,6 +20,7 @@
 //! evaluating, so nested loops cannot make envinit allocate without bound.
 
 use std::collections::HashSet;
+use std::ops::Range;
 use std::rc::Rc;
 
 use super::ast::{Cond, Expr, Node, Parsed, Primary, Problem};
@@ -37,28 +42,39 @@ struct Eval<'a> {
     values: &'a Values,
     problems: Vec<Problem>,
     seen: HashSet<(usize, String)>,
-    items: Vec<Rc<str>>,
+    /// The loop items, each with whether its list came from a secret.
+    items: Vec<(Rc<str>, bool)>,
+    /// A secret's loop item was used in the expression being evaluated.
+    tainted: bool,
     /// The output so far (never more than [`MAX_OUTPUT`] bytes).
     out: String,
+    /// The byte ranges of `out` that hold a secret's value.
+    secret: Vec<Range<usize>>,
     steps: usize,
 }
 
+/// A rendered template: its text, and the byte ranges of it that hold a
+/// value read from a secret.
+pub(crate) type Output = (String, Vec<Range<usize>>);
+
 /// Renders a parsed template, or returns every problem evaluation found.
-pub(crate) fn render(src: &str, parsed: &Parsed, values: &Values) -> Result<String, Vec<Problem>> {
+pub(crate) fn render(src: &str, parsed: &Parsed, values: &Values) -> Result<Output, Vec<Problem>> {
     let mut eval = Eval {
         src,
         values,
         problems: Vec::new(),
         seen: HashSet::new(),
         items: Vec::new(),
+        tainted: false,
         out: String::with_capacity(src.len()),
+        secret: Vec::new(),
         steps: 0,
     };
     let stopped = eval.nodes(&parsed.nodes).is_err();
     if stopped || !eval.problems.is_empty() {
         return Err(eval.problems);
     }
-    Ok(eval.out)
+    Ok((eval.out, eval.secret))
 }
 
 impl Eval<'_> {
@@ -103,8 +119,14 @@ impl Eval<'_> {
                 }
                 Node::Value { expr } => {
                     self.step(expr.offset)?;
+                    let reads = self.values.secret_reads();
+                    self.tainted = false;
                     if let Some(text) = self.expr(expr) {
+                        let start = self.out.len();
                         self.emit(expr.offset, &text)?;
+                        if self.tainted || self.values.secret_reads() != reads {
+                            self.secret.push(start..self.out.len());
+                        }
                     }
                 }
                 Node::If {
@@ -122,12 +144,15 @@ impl Eval<'_> {
                 Node::For { source, body } => {
                     let Some(source) = source else { continue };
                     self.step(source.offset)?;
+                    let reads = self.values.secret_reads();
+                    self.tainted = false;
                     let Some(list) = self.expr(source) else {
                         continue;
                     };
+                    let secret = self.tainted || self.values.secret_reads() != reads;
                     for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
                         self.step(source.offset)?;
-                        self.items.push(Rc::from(item));
+                        self.items.push((Rc::from(item), secret));
                         let result = self.nodes(body);
                         self.items.pop();
                         result?;
@@ -146,12 +171,15 @@ impl Eval<'_> {
             Primary::Secret(name) => self.values.secret(name),
             Primary::Fact(fact) => self.values.fact(*fact).map(|v| Some(Rc::from(v))),
             Primary::Str(s) => Ok(Some(Rc::from(s.as_str()))),
-            Primary::Item(depth, _) => Ok(Some(
-                self.items
+            Primary::Item(depth, _) => {
+                let (item, secret) = self
+                    .items
                     .get(*depth)
                     .cloned()
-                    .unwrap_or_else(|| Rc::from("")),
-            )),
+                    .unwrap_or_else(|| (Rc::from(""), false));
+                self.tainted |= secret;
+                Ok(Some(item))
+            }
         };
         got.map_err(|message| self.problem(offset, message))
     }
@@ -310,7 +338,8 @@ mod tests {
             let src = format!("{text}{{{{ V }}}}{text}");
             let (parsed, problems) = parse(&src);
             assert!(problems.is_empty(), "{src:?}: {problems:?}");
-            let got = render(&src, &parsed.unwrap(), &values).unwrap();
+            let (got, secret) = render(&src, &parsed.unwrap(), &values).unwrap();
+            assert!(secret.is_empty());
             assert_eq!(got, format!("{text}{{\\ {{{{x}}}} \\{text}"), "{src:?}");
         }
     }

@@ -84,8 +84,20 @@ fn template_problem(e: &chase::Error) -> String {
 /// The templates for one `--template SRC:DEST`: SRC itself, or every file
 /// under the directory SRC, sorted by path, with DEST paths mirroring the
 /// relative paths minus a trailing `.tmpl`. `count` is the number of
-/// template files found so far in this run.
-pub(crate) fn expand(src: &Path, dest: &Path, count: &mut usize) -> Result<Vec<Job>, Vec<String>> {
+/// template files found so far in this run. The directories read are added
+/// to `dirs` (a file's own directory; a directory and every one under it),
+/// for `--watch`.
+///
+/// Entries whose name starts with `..` are skipped: a Kubernetes volume
+/// (a ConfigMap mounted as a template directory) keeps its files in
+/// `..TIMESTAMP/` behind a `..data` symlink, and shows each as `NAME ->
+/// ..data/NAME`.
+pub(crate) fn expand(
+    src: &Path,
+    dest: &Path,
+    count: &mut usize,
+    dirs: &mut Vec<PathBuf>,
+) -> Result<Vec<Job>, Vec<String>> {
     let found = chase::find(src).map_err(|e| {
         let hint = match e {
             chase::Error::Io { .. } => ": check the path given to --template",
@@ -96,6 +108,10 @@ pub(crate) fn expand(src: &Path, dest: &Path, count: &mut usize) -> Result<Vec<J
     match found.kind() {
         Kind::File => {
             *count += 1;
+            dirs.push(match src.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+                _ => PathBuf::from("."),
+            });
             return Ok(vec![Job {
                 src: src.to_path_buf(),
                 dest: dest.to_path_buf(),
@@ -116,6 +132,7 @@ pub(crate) fn expand(src: &Path, dest: &Path, count: &mut usize) -> Result<Vec<J
         count,
         jobs: &mut jobs,
         problems: &mut problems,
+        dirs,
     };
     walk.dir(&found, src, dest, 0);
     if problems.is_empty() {
@@ -130,6 +147,7 @@ struct Walk<'a> {
     count: &'a mut usize,
     jobs: &'a mut Vec<Job>,
     problems: &'a mut Vec<String>,
+    dirs: &'a mut Vec<PathBuf>,
 }
 
 impl Walk<'_> {
@@ -143,6 +161,7 @@ impl Walk<'_> {
             ));
             return;
         }
+        self.dirs.push(dir.to_path_buf());
         let names = match found.list() {
             Ok(names) => names,
             Err(e) => {
@@ -155,6 +174,9 @@ impl Walk<'_> {
             }
         };
         for name in names {
+            if name.as_bytes().starts_with(b"..") {
+                continue;
+            }
             let path = dir.join(&name);
             let entry = match found.child(&name) {
                 Ok(entry) => entry,
@@ -285,6 +307,42 @@ pub(crate) fn check_dest(dest: &Path, creator: Option<u32>) -> Result<(), String
     }
 }
 
+/// `--diff`: appends the unified diff of `output` against its DEST now to
+/// `out`; true when they differ.
+pub(crate) fn diff_one(out: &mut Vec<u8>, output: &Output, masks: &super::diff::Masks) -> bool {
+    let limit = super::MAX_OUTPUT as u64;
+    let read = match chase::parent(&output.dest, Dirs::Look(None)) {
+        Ok(Some(parent)) => parent.read_existing(limit),
+        Ok(None) => Ok(None),
+        Err(chase::Error::Io { errno, .. }) => Err(errno),
+        Err(chase::Error::Unsafe(_)) => Err(Errno::EPERM),
+    };
+    let unread = match &read {
+        Ok(_) => None,
+        Err(Errno::ELOOP) => Some("a symlink: not followed"),
+        Err(Errno::EPERM) => Some("an unsafe path: not read"),
+        Err(Errno::EFBIG) => Some("larger than 16 MiB: not read"),
+        Err(errno) => Some(errno.desc()),
+    };
+    let (old, old_mode) = match &read {
+        Ok(Some((bytes, st))) => (Some(bytes.as_slice()), Some(st.st_mode & 0o7777)),
+        _ => (None, None),
+    };
+    let name = output.dest.display().to_string();
+    super::diff::file(
+        out,
+        &super::diff::Sides {
+            name: &name,
+            old,
+            unread,
+            old_mode,
+            new: &output.bytes,
+            new_mode: output.mode,
+            masks,
+        },
+    )
+}
+
 /// A DEST's directory, reached safely, open until the renames.
 struct DestDir {
     fd: OwnedFd,
@@ -300,14 +358,22 @@ struct Staged {
     dest: PathBuf,
 }
 
-/// Writes every output atomically (see the module doc). On error, the
-/// problems; when staging failed, no DEST was touched.
-pub(crate) fn write_all(outputs: &[Output], owner: Option<(u32, u32)>) -> Result<(), Vec<String>> {
+/// Writes every output atomically (see the module doc); with
+/// `changed_only` (a reload), only those whose DEST does not hold that
+/// content now (read through [`chase::Parent::read_existing`]). Returns how
+/// many were written; on error, the problems; when staging failed, no DEST
+/// was touched.
+pub(crate) fn write_all(
+    outputs: &[Output],
+    owner: Option<(u32, u32)>,
+    changed_only: bool,
+) -> Result<usize, Vec<String>> {
     let mut staged: Vec<Staged> = Vec::with_capacity(outputs.len());
     let mut dirs: Vec<DestDir> = Vec::new();
     for (n, output) in outputs.iter().enumerate() {
-        match stage(output, n, owner, &mut dirs) {
-            Ok(s) => staged.push(s),
+        match stage(output, n, owner, &mut dirs, changed_only) {
+            Ok(Some(s)) => staged.push(s),
+            Ok(None) => {}
             Err(message) => {
                 for s in &staged {
                     unlink(&dirs[s.dir].fd, &s.temp);
@@ -342,7 +408,7 @@ pub(crate) fn write_all(outputs: &[Output], owner: Option<(u32, u32)>) -> Result
         }
     }
     if problems.is_empty() {
-        Ok(())
+        Ok(staged.len())
     } else {
         Err(problems)
     }
@@ -364,6 +430,7 @@ fn remove_stale_staged(dir: &OwnedFd) {
     chase::remove_matching(dir, is_staged_name);
 }
 
+/// Whether `name` is one of the staged files a write makes beside a DEST:
 /// `.envinit-PID-N-N.tmp`, with decimal numbers.
 fn is_staged_name(name: &[u8]) -> bool {
     let Some(middle) = name
@@ -372,21 +439,26 @@ fn is_staged_name(name: &[u8]) -> bool {
     else {
         return false;
     };
-    let parts: Vec<&[u8]> = middle.split(|b| *b == b'-').collect();
-    parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit))
+    let mut parts = 0;
+    for part in middle.split(|b| *b == b'-') {
+        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+            return false;
+        }
+        parts += 1;
+    }
+    parts == 3
 }
 
 /// Reaches (or makes) DEST's directory, then writes the output to a new
-/// temporary file in it.
+/// temporary file in it; with `changed_only`, nothing (`None`) when DEST
+/// holds that content already.
 fn stage(
     output: &Output,
     n: usize,
     owner: Option<(u32, u32)>,
     dirs: &mut Vec<DestDir>,
-) -> Result<Staged, String> {
+    changed_only: bool,
+) -> Result<Option<Staged>, String> {
     let dest = &output.dest;
     let parent = match chase::parent(dest, Dirs::Make(owner)) {
         Ok(Some(parent)) => parent,
@@ -404,6 +476,13 @@ fn stage(
     };
     if names_a_directory(&parent.fd, &parent.name) {
         return Err(is_a_directory(dest));
+    }
+    if changed_only
+        && parent
+            .read_existing(output.bytes.len() as u64)
+            .is_ok_and(|now| now.is_some_and(|(bytes, _)| bytes == output.bytes))
+    {
+        return Ok(None);
     }
     let dir = match dirs.iter().position(|d| d.id == parent.id) {
         Some(i) => i,
@@ -453,12 +532,12 @@ fn stage(
             crate::exit::reason(&e),
         ));
     }
-    Ok(Staged {
+    Ok(Some(Staged {
         dir,
         temp,
         name: parent.name,
         dest: dest.clone(),
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -502,7 +581,8 @@ mod tests {
         fs::write(src.join("conf.d/deep/.tmpl"), "z").unwrap();
         fs::set_permissions(src.join("conf.d/a.conf"), fs::Permissions::from_mode(0o640)).unwrap();
         let mut count = 0;
-        let jobs = expand(&src, Path::new("/out"), &mut count).unwrap();
+        let mut dirs = Vec::new();
+        let jobs = expand(&src, Path::new("/out"), &mut count, &mut dirs).unwrap();
         let pairs: Vec<_> = jobs
             .iter()
             .map(|j| {
@@ -526,6 +606,10 @@ mod tests {
             ]
         );
         assert_eq!(count, 3);
+        assert_eq!(
+            dirs,
+            vec![src.clone(), src.join("conf.d"), src.join("conf.d/deep")]
+        );
     }
 
     #[test]
@@ -535,9 +619,15 @@ mod tests {
         fs::create_dir_all(&src).unwrap();
         symlink(&src, src.join("again")).unwrap();
         let mut count = 0;
-        let e = expand(&src, Path::new("/out"), &mut count).unwrap_err();
+        let e = expand(&src, Path::new("/out"), &mut count, &mut Vec::new()).unwrap_err();
         assert!(e[0].contains("nested deeper"), "{e:?}");
-        let e = expand(&dir.join("nope"), Path::new("/out"), &mut count).unwrap_err();
+        let e = expand(
+            &dir.join("nope"),
+            Path::new("/out"),
+            &mut count,
+            &mut Vec::new(),
+        )
+        .unwrap_err();
         assert!(e[0].contains("cannot read the template"), "{e:?}");
     }
 
@@ -578,6 +668,7 @@ mod tests {
                 },
             ],
             None,
+            false,
         )
         .unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"keep");
@@ -610,6 +701,7 @@ mod tests {
                 mode: 0o600,
             }],
             Some((4321, 8765)),
+            false,
         )
         .unwrap();
         let owner = |p: &Path| {
@@ -643,6 +735,7 @@ mod tests {
                 },
             ],
             None,
+            false,
         )
         .unwrap_err();
         assert!(e[0].contains("DEST is a directory"), "{e:?}");

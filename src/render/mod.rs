@@ -29,6 +29,7 @@
 //! (tests, benchmarks); [`render_template`] renders one template's text.
 
 mod ast;
+mod diff;
 mod eval;
 mod files;
 mod formatters;
@@ -41,6 +42,7 @@ use std::path::{Path, PathBuf};
 use crate::exit::{self, Failure};
 use crate::options::{Given, parse_bool, split_pair};
 
+pub use diff::MAX_EDITS;
 pub use eval::{MAX_OUTPUT, MAX_STEPS};
 pub use files::{MAX_DIR_DEPTH, MAX_FILES, MAX_TEMPLATE};
 pub use template::{MAX_DEPTH, MAX_TAGS};
@@ -56,6 +58,8 @@ pub struct RenderSettings {
     pub ini: Vec<IniTarget>,
     /// Render in memory and report, write nothing, run nothing.
     pub check: bool,
+    /// With `check`: print a unified diff of what would change.
+    pub diff: bool,
     /// Where `{{ secrets.NAME }}` reads from.
     pub secrets_dir: PathBuf,
 }
@@ -66,6 +70,7 @@ impl Default for RenderSettings {
             templates: Vec::new(),
             ini: Vec::new(),
             check: false,
+            diff: false,
             secrets_dir: PathBuf::from("/run/secrets"),
         }
     }
@@ -77,9 +82,13 @@ impl RenderSettings {
         self.templates.is_empty() && self.ini.is_empty()
     }
 
-    /// `--template`, `--ini`, `--secrets-dir`, `--check`.
+    /// `--template`, `--ini`, `--secrets-dir`, `--check`, `--diff` (which
+    /// implies `--check`).
     pub fn from_options(given: &mut Given) -> Result<RenderSettings, Failure> {
         let mut render = RenderSettings::default();
+        if given.is_empty() {
+            return Ok(render);
+        }
         if let Some(r) = given.take("template") {
             render.templates = r.parse_each(|v| {
                 let (src, dest) = split_pair(v, "SRC:DEST")?;
@@ -105,6 +114,10 @@ impl RenderSettings {
         }
         if let Some(r) = given.take("check") {
             render.check = r.parse_last(parse_bool)?.unwrap_or(false);
+        }
+        if let Some(r) = given.take("diff") {
+            render.diff = r.parse_last(parse_bool)?.unwrap_or(false);
+            render.check |= render.diff;
         }
         Ok(render)
     }
@@ -150,13 +163,17 @@ pub const SECRET_MODE_MASK: u32 = 0o750;
 
 /// Phase 4: renders every file and writes them, all or nothing, owned by
 /// `owner` (the `--user`'s uid and gid) when given; with `--check`, renders
-/// in memory only. Returns how many files rendered; on failure, every
-/// problem (`FILE:LINE:COL: ...`), exit 78, and nothing was written.
-pub fn write(settings: &RenderSettings, owner: Option<(u32, u32)>) -> Result<usize, Failure> {
-    match run(settings, owner) {
-        Ok(summary) => {
-            tracing::debug!(files = summary.written, "config rendered");
-            Ok(summary.rendered)
+/// in memory only. Returns how many files rendered and what was read; on
+/// failure, every problem (`FILE:LINE:COL: ...`), exit 78, and nothing was
+/// written.
+pub fn write(settings: &RenderSettings, owner: Option<(u32, u32)>) -> Result<Written, Failure> {
+    if settings.is_empty() {
+        return Ok(Written::default());
+    }
+    match step(settings, owner, Step::Write) {
+        Ok(written) => {
+            tracing::debug!(files = written.files, "config rendered");
+            Ok(written)
         }
         Err(failure) => {
             let mut problems = failure.problems;
@@ -170,6 +187,81 @@ pub fn write(settings: &RenderSettings, owner: Option<(u32, u32)>) -> Result<usi
     }
 }
 
+/// A reload: renders every file again from the current inputs, exactly as
+/// at start, then writes, all or nothing, those whose content differs from
+/// what their DEST holds now (read through [`crate::appfs::chase`]); the
+/// others are left untouched, mode and owner included. On failure, every
+/// problem and nothing written.
+pub fn reload(settings: &RenderSettings, owner: Option<(u32, u32)>) -> Result<Written, Failure> {
+    step(settings, owner, Step::Reload)
+}
+
+/// `--check --diff`: renders every file, then appends to `out` a unified
+/// diff of each DEST as it is now against what a start or a reload would
+/// write, secret values masked (see `diff.rs`). `Ok(true)` when something
+/// would change.
+pub fn diff(settings: &RenderSettings, out: &mut Vec<u8>) -> Result<bool, Failure> {
+    let values = Values::from_process(settings.secrets_dir.clone());
+    let rendered = render_all(settings, &values, None, true)
+        .map_err(|problems| Failure::all(exit::CONFIG, problems))?;
+    let mut changed = false;
+    for (output, masks) in rendered.outputs.iter().zip(&rendered.masks) {
+        changed |= files::diff_one(out, output, masks);
+    }
+    Ok(changed)
+}
+
+/// What a render read and wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Files rendered.
+    pub files: usize,
+    /// Files written: every one at start; at a reload, those whose DEST
+    /// held another content (or was no regular file).
+    pub written: usize,
+    /// The directories the inputs were read from: each template file's,
+    /// every template directory and those under it, each secret's and
+    /// `X_FILE`'s (as named, not resolved; some may repeat), for
+    /// `--watch`.
+    pub dirs: Vec<PathBuf>,
+    /// The container facts the templates read, if they named any.
+    pub facts: Option<crate::container::Facts>,
+}
+
+/// The second step after rendering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Write every file (`--check`: none).
+    Write,
+    /// Write the files that differ from their DEST.
+    Reload,
+}
+
+fn step(
+    settings: &RenderSettings,
+    owner: Option<(u32, u32)>,
+    step: Step,
+) -> Result<Written, Failure> {
+    let values = Values::from_process(settings.secrets_dir.clone());
+    // The owner of the directories a write creates for a DEST, checked with
+    // the rest of the path; --check does not resolve --user, so there only
+    // the directories that exist are checked.
+    let creator = (!settings.check).then(|| owner.map_or_else(crate::appfs::chase::euid, |o| o.0));
+    let rendered = render_all(settings, &values, creator, false)
+        .map_err(|problems| Failure::all(exit::CONFIG, problems))?;
+    let mut written = Written {
+        files: rendered.outputs.len(),
+        dirs: rendered.dirs,
+        facts: values.facts(),
+        written: 0,
+    };
+    if !settings.check {
+        written.written = files::write_all(&rendered.outputs, owner, step == Step::Reload)
+            .map_err(|problems| Failure::all(exit::CONFIG, problems))?;
+    }
+    Ok(written)
+}
+
 /// Renders everything `settings` asks for from this process's environment
 /// and writes it (unless `settings.check`), the files and the directories
 /// created for them owned by `owner` (uid, gid; `--user`) when given. Does
@@ -178,27 +270,61 @@ pub fn run(settings: &RenderSettings, owner: Option<(u32, u32)>) -> Result<Summa
     if settings.is_empty() {
         return Ok(Summary::default());
     }
-    let values = Values::from_process(settings.secrets_dir.clone());
-    render_all(settings, &values, owner)
+    step(settings, owner, Step::Write).map(|w| Summary {
+        rendered: w.files,
+        written: w.written,
+    })
 }
 
 /// [`run`] over the given values (its secrets directory is the one used;
 /// `settings.secrets_dir` is only read by [`run`]), files owned by envinit.
 pub fn run_with(settings: &RenderSettings, values: &Values) -> Result<Summary, Failure> {
-    render_all(settings, values, None)
+    let creator = (!settings.check).then(crate::appfs::chase::euid);
+    let rendered = render_all(settings, values, creator, false)
+        .map_err(|problems| Failure::all(exit::CONFIG, problems))?;
+    let rendered_files = rendered.outputs.len();
+    if settings.check {
+        return Ok(Summary {
+            rendered: rendered_files,
+            written: 0,
+        });
+    }
+    files::write_all(&rendered.outputs, None, false)
+        .map_err(|problems| Failure::all(exit::CONFIG, problems))?;
+    Ok(Summary {
+        rendered: rendered_files,
+        written: rendered_files,
+    })
 }
 
+/// Step 1 of every run: the files rendered in memory.
+struct Rendered {
+    outputs: Vec<files::Output>,
+    /// With `--diff`, how to mask each output (else empty).
+    masks: Vec<diff::Masks>,
+    /// The directories the templates and value files were read from.
+    dirs: Vec<PathBuf>,
+}
+
+/// Renders every template and ini target from `values`, in memory: the
+/// outputs, or every problem. `creator`: see [`check_dests`]; `masks`:
+/// record what `--diff` needs to mask secrets.
 fn render_all(
     settings: &RenderSettings,
     values: &Values,
-    owner: Option<(u32, u32)>,
-) -> Result<Summary, Failure> {
+    creator: Option<u32>,
+    masks: bool,
+) -> Result<Rendered, Vec<String>> {
     let mut problems = Vec::new();
-    let mut outputs: Vec<files::Output> = Vec::new();
+    let mut rendered = Rendered {
+        outputs: Vec::new(),
+        masks: Vec::new(),
+        dirs: Vec::new(),
+    };
     let mut count = 0;
     let mut total = 0usize;
     for pair in &settings.templates {
-        let jobs = match files::expand(&pair.src, &pair.dest, &mut count) {
+        let jobs = match files::expand(&pair.src, &pair.dest, &mut count, &mut rendered.dirs) {
             Ok(jobs) => jobs,
             Err(found) => {
                 problems.extend(found);
@@ -206,10 +332,13 @@ fn render_all(
             }
         };
         for job in jobs {
-            match render_job(job, values) {
-                Ok(output) => {
+            match render_job(job, values, masks) {
+                Ok((output, mask)) => {
                     total = total.saturating_add(output.bytes.len());
-                    outputs.push(output);
+                    rendered.outputs.push(output);
+                    if masks {
+                        rendered.masks.push(mask);
+                    }
                 }
                 Err(lines) => problems.extend(lines),
             }
@@ -219,11 +348,14 @@ fn render_all(
         match ini::render(target, values) {
             Ok(bytes) => {
                 total = total.saturating_add(bytes.len());
-                outputs.push(files::Output {
+                rendered.outputs.push(files::Output {
                     dest: target.dest.clone(),
                     bytes,
                     mode: 0o644,
                 });
+                if masks {
+                    rendered.masks.push(diff::Masks::default());
+                }
             }
             Err(found) => problems.extend(found),
         }
@@ -234,45 +366,43 @@ fn render_all(
             MAX_TOTAL_OUTPUT >> 20
         ));
     }
-    // The owner of the directories a start creates for a DEST, checked with
-    // the rest of the path; --check does not resolve --user, so there only
-    // the directories that exist are checked.
-    let creator = (!settings.check).then(|| owner.map_or_else(crate::appfs::chase::euid, |o| o.0));
-    check_dests(&outputs, creator, &mut problems);
+    check_dests(&rendered.outputs, creator, &mut problems);
     if !problems.is_empty() {
-        return Err(Failure::all(exit::CONFIG, problems));
+        return Err(problems);
     }
-    let rendered = outputs.len();
-    if settings.check {
-        return Ok(Summary {
-            rendered,
-            written: 0,
-        });
+    for file in values.files_read() {
+        let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
+        rendered
+            .dirs
+            .push(dir.map_or_else(|| PathBuf::from("."), Path::to_path_buf));
     }
-    files::write_all(&outputs, owner).map_err(|problems| Failure::all(exit::CONFIG, problems))?;
-    Ok(Summary {
-        rendered,
-        written: rendered,
-    })
+    Ok(rendered)
 }
 
-/// Reads and renders one template file into its output. A file holding a
-/// secret is not for "other" (nor for the group to write): 0644 becomes
-/// 0640.
-fn render_job(job: files::Job, values: &Values) -> Result<files::Output, Vec<String>> {
-    values.take_secret_read();
+/// Reads and renders one template file into its output (and, with
+/// `masks`, what `--diff` needs to mask it). A file holding a secret is not
+/// for "other" (nor for the group to write): 0644 becomes 0640.
+fn render_job(
+    job: files::Job,
+    values: &Values,
+    masks: bool,
+) -> Result<(files::Output, diff::Masks), Vec<String>> {
+    let reads = values.secret_reads();
     let bytes = files::read_template(&job.src).map_err(|problem| vec![problem])?;
-    let text = render_template(&job.src.display().to_string(), &bytes, values)?;
-    let mode = if values.take_secret_read() {
+    let (text, mask) = render_source(&job.src.display().to_string(), &bytes, values, masks)?;
+    let mode = if values.secret_reads() != reads {
         job.mode & SECRET_MODE_MASK
     } else {
         job.mode
     };
-    Ok(files::Output {
-        dest: job.dest,
-        bytes: text.into_bytes(),
-        mode,
-    })
+    Ok((
+        files::Output {
+            dest: job.dest,
+            bytes: text.into_bytes(),
+            mode,
+        },
+        mask,
+    ))
 }
 
 /// Every DEST once, none a directory, each reached safely (see `files.rs`).
@@ -300,6 +430,17 @@ fn check_dests(outputs: &[files::Output], creator: Option<u32>, problems: &mut V
 /// (`name:LINE:COL: message`). At most [`MAX_PROBLEMS_PER_FILE`] problems
 /// are listed, then a line counting the rest.
 pub fn render_template(name: &str, source: &[u8], values: &Values) -> Result<String, Vec<String>> {
+    render_source(name, source, values, false).map(|(text, _)| text)
+}
+
+/// [`render_template`], and with `masks` what `--diff` needs to mask the
+/// output.
+fn render_source(
+    name: &str,
+    source: &[u8],
+    values: &Values,
+    masks: bool,
+) -> Result<(String, diff::Masks), Vec<String>> {
     let src = match std::str::from_utf8(source) {
         Ok(src) => src,
         Err(e) => {
@@ -315,7 +456,15 @@ pub fn render_template(name: &str, source: &[u8], values: &Values) -> Result<Str
     let (parsed, mut problems) = template::parse(src);
     if let Some(parsed) = &parsed {
         match eval::render(src, parsed, values) {
-            Ok(text) if problems.is_empty() => return Ok(text),
+            Ok((text, secret)) if problems.is_empty() => {
+                let mut mask = diff::Masks::default();
+                if masks {
+                    mask.secret = secret;
+                    mask.shapes =
+                        diff::names_secret(&parsed.nodes, values).then(|| diff::shapes(src));
+                }
+                return Ok((text, mask));
+            }
             Ok(_) => {}
             Err(found) => problems.extend(found),
         }

@@ -700,6 +700,7 @@ fn a_run_renders_directories_and_ini_and_check_writes_nothing() {
             dest: out.join("zz-env.ini"),
         }],
         check: true,
+        diff: false,
         secrets_dir: dir.join("secrets"),
     };
     let v = values(&[

@@ -71,7 +71,8 @@ pub struct Values {
     facts: OnceCell<Result<Facts, Unreadable>>,
     files: RefCell<HashMap<PathBuf, Result<Got, i32>>>,
     read_total: Cell<u64>,
-    secret_read: Cell<bool>,
+    /// How many values read from a secret were handed out so far.
+    secret_reads: Cell<u32>,
 }
 
 impl std::fmt::Debug for Values {
@@ -117,7 +118,7 @@ impl Values {
             facts: OnceCell::new(),
             files: RefCell::new(HashMap::new()),
             read_total: Cell::new(0),
-            secret_read: Cell::new(false),
+            secret_reads: Cell::new(0),
         }
     }
 
@@ -169,11 +170,29 @@ impl Values {
         self.raw(&format!("{name}_FILE")).is_some()
     }
 
-    /// Whether a value read from a secret (`secrets.X` or an `X_FILE`) was
-    /// handed out since the last call; clears the mark. Files holding such
-    /// values are written unreadable for "other".
-    pub(crate) fn take_secret_read(&self) -> bool {
-        self.secret_read.replace(false)
+    /// How many values read from a secret (`secrets.X` or an `X_FILE`)
+    /// were handed out so far (wrapping): a change between two calls says
+    /// one was. Files holding such values are written unreadable for
+    /// "other", and `--diff` masks them.
+    pub(crate) fn secret_reads(&self) -> u32 {
+        self.secret_reads.get()
+    }
+
+    fn secret_read(&self) {
+        self.secret_reads
+            .set(self.secret_reads.get().wrapping_add(1));
+    }
+
+    /// The container facts, if a template named one and they were read.
+    pub fn facts(&self) -> Option<Facts> {
+        self.facts.get().and_then(|f| f.as_ref().ok()).copied()
+    }
+
+    /// Every value file read (or looked for) so far: secrets and `X_FILE`
+    /// files, as named, missing ones included (a reload watches their
+    /// directories).
+    pub fn files_read(&self) -> Vec<PathBuf> {
+        self.files.borrow().keys().cloned().collect()
     }
 
     fn raw(&self, name: &str) -> Option<&OsStr> {
@@ -197,7 +216,7 @@ impl Values {
             )),
             (None, Some(path)) => match self.read_file(Path::new(path)) {
                 Ok(v) => {
-                    self.secret_read.set(true);
+                    self.secret_read();
                     Ok(Some(v))
                 }
                 Err(e) => Err(format!(
@@ -260,7 +279,7 @@ impl Values {
         let path = self.secrets_dir.join(name);
         match self.read_file(&path) {
             Ok(v) => {
-                self.secret_read.set(true);
+                self.secret_read();
                 Ok(Some(v))
             }
             Err(ReadError::Io(libc::ENOENT)) => Ok(None),

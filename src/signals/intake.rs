@@ -133,13 +133,14 @@ impl Signals {
     }
 
     /// Before the spawn only: reads the pending signals (without blocking)
-    /// and returns the first stop signal among them. The others are
-    /// dropped, as there is no child yet to forward them to.
-    pub fn stop_before_spawn(&self) -> Option<i32> {
+    /// and returns the first stop signal among them (or `also`, a
+    /// process's own stop signal; 0 for none). The others are dropped, as
+    /// there is no child yet to forward them to.
+    pub fn stop_before_spawn(&self, also: i32) -> Option<i32> {
         let mut buffer = SignalBuffer::new();
         // A deadline of now: a poll that does not wait, then one read.
         let mut signals = buffer.next(self, Some(Instant::now()), &NoWakers);
-        signals.find(|s| super::is_stop(*s))
+        signals.find(|s| super::is_stop(*s) || *s == also)
     }
 }
 
@@ -209,17 +210,23 @@ impl Default for SignalBuffer {
 }
 
 /// Other fds a wake-up waits for besides the signalfd: the log followers'
-/// (inotify, and stdout/stderr while lines wait for them).
+/// (inotify, and stdout/stderr while lines wait for them) and the reloads'
+/// (`--watch`'s inotify).
 pub trait Wakers {
     /// Whether there are any (without them, a wake-up is one blocking read).
     fn active(&self) -> bool;
-    /// Writes the fds to poll to the front of `out` (room for 3); returns
-    /// how many.
+    /// Writes the fds to poll to the front of `out` (room for
+    /// [`MAX_WAKERS`]); returns how many.
     fn poll_fds<'a>(&'a self, out: &mut [PollFd<'a>]) -> usize;
     /// When the poll must return at the latest for them (a rotated log file
-    /// to let go), if ever.
+    /// to let go, a reload due), if ever.
     fn deadline(&self) -> Option<Instant>;
 }
+
+/// The most fds [`Wakers`] add to a wake-up's poll: the followers'
+/// inotify, stdout and stderr, the reloads' inotify (`--watch`), and the
+/// processes' (`--procfile`) epoll, stdout and stderr.
+pub const MAX_WAKERS: usize = 7;
 
 /// No other fd to wait for.
 pub struct NoWakers;
@@ -254,7 +261,7 @@ fn readable_before(fd: &OwnedFd, deadline: Option<Instant>, wakers: &dyn Wakers)
         }
     };
     let signal = PollFd::new(fd.as_fd(), PollFlags::POLLIN);
-    let mut fds = [signal.clone(), signal.clone(), signal.clone(), signal];
+    let mut fds: [PollFd; 1 + MAX_WAKERS] = std::array::from_fn(|_| signal.clone());
     let used = 1 + wakers.poll_fds(&mut fds[1..]);
     match poll(&mut fds[..used], timeout) {
         Ok(_) => fds[0]

@@ -102,9 +102,9 @@ impl<'a> Run<'a> {
             .filter(|c| !matches!(c.step, Step::Ready))
     }
 
-    /// Runs the checks until all are ready, `deadline`, a stop signal, or
-    /// (probe) every attempt has ended.
-    pub(super) fn go(&mut self, deadline: Instant, signals: Option<&Signals>) -> Ended {
+    /// Runs the checks until all are ready, `deadline`, a stop signal (or
+    /// `also`, unless 0), or (probe) every attempt has ended.
+    pub(super) fn go(&mut self, deadline: Instant, signals: Option<&Signals>, also: i32) -> Ended {
         let started = Instant::now();
         let mut next_warn = started + WARN_EVERY;
         loop {
@@ -130,7 +130,7 @@ impl<'a> Run<'a> {
             };
             let (signalled, woken) = self.sleep(now, wake, signals);
             if signalled {
-                if let Some(stop) = signals.and_then(Signals::stop_before_spawn) {
+                if let Some(stop) = signals.and_then(|s| s.stop_before_spawn(also)) {
                     return Ended::Stopped(stop);
                 }
             }
@@ -438,7 +438,7 @@ mod tests {
         .collect();
         let mut run = Run::new(&targets, false);
         assert!(matches!(
-            run.go(Instant::now() + Duration::from_secs(5), None),
+            run.go(Instant::now() + Duration::from_secs(5), None, 0),
             Ended::Done
         ));
         let down: Vec<(String, String)> = run

@@ -100,8 +100,29 @@ impl Checks {
 /// dependency when it is ready, one warning every [`WARN_EVERY`] while some
 /// are not, and one error line per dependency still down at the end.
 pub fn wait_for(checks: &Checks, signals: &Signals) -> Result<(), Failure> {
-    let mut run = Run::new(&checks.targets, true);
-    match run.go(Instant::now() + checks.timeout, Some(signals)) {
+    wait_as(&checks.targets, checks.timeout, signals, 0)
+}
+
+/// [`wait_for`] for one process of several (`--proc-wait`, in the forked
+/// process before its exec): `stop_signal`, the process's own (0 for
+/// none), ends the wait as well as the usual stop signals.
+pub fn wait_for_process(
+    targets: &[Target],
+    timeout: Duration,
+    signals: &Signals,
+    stop_signal: i32,
+) -> Result<(), Failure> {
+    wait_as(targets, timeout, signals, stop_signal)
+}
+
+fn wait_as(
+    targets: &[Target],
+    timeout: Duration,
+    signals: &Signals,
+    also: i32,
+) -> Result<(), Failure> {
+    let mut run = Run::new(targets, true);
+    match run.go(Instant::now() + timeout, Some(signals), also) {
         Ended::AllReady => Ok(()),
         Ended::Stopped(signal) => {
             tracing::info!(
@@ -113,7 +134,7 @@ pub fn wait_for(checks: &Checks, signals: &Signals) -> Result<(), Failure> {
             ))
         }
         Ended::Done => {
-            let after = format!(" is not ready after {}", format_duration(checks.timeout));
+            let after = format!(" is not ready after {}", format_duration(timeout));
             run.report(&after);
             Err(Failure::new(
                 exit::UNAVAILABLE,
@@ -127,6 +148,6 @@ pub fn wait_for(checks: &Checks, signals: &Signals) -> Result<(), Failure> {
 /// all are ready, 1 otherwise with one error line per target that is not.
 pub fn probe(checks: &Checks) -> u8 {
     let mut run = Run::new(&checks.targets, false);
-    run.go(Instant::now() + checks.timeout, None);
+    run.go(Instant::now() + checks.timeout, None, 0);
     u8::from(run.report(""))
 }
