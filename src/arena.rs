@@ -44,7 +44,10 @@ fn bump(layout: Layout) -> Option<*mut u8> {
     if layout.size() > SMALL || layout.align() > ALIGN {
         return None;
     }
-    let size = layout.size().max(1).next_multiple_of(ALIGN);
+    // Rounded up with a mask (ALIGN is a power of two): next_multiple_of
+    // compiles to a branchy remainder in some inlining contexts, paid on
+    // every start-up allocation.
+    let size = (layout.size().max(1) + (ALIGN - 1)) & !(ALIGN - 1);
     let mut offset = NEXT.load(Ordering::Relaxed);
     loop {
         let end = offset.checked_add(size).filter(|end| *end <= ARENA_SIZE)?;

@@ -131,7 +131,11 @@ fn configure(
     };
     match booted {
         Some(booted) => {
-            vm::settle(booted, &settings.vm);
+            // A network, volume or secrets disk that cannot be set up is
+            // a broken configuration: power off, even with --vm-exit reboot.
+            if let Err(failure) = vm::settle(booted, &settings.vm) {
+                return Configured::Done(Ended::early(report(&failure)));
+            }
             settings.supervise.for_vm(booted.stop_signal);
         }
         None if settings.vm.mode == vm::Mode::On => {

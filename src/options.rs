@@ -434,6 +434,30 @@ pub const TABLE: &[Opt] = &[
          '{{json .Config}}'` printed [default in VM mode:\n\
          /etc/envinit/image.json when it exists]",
     ),
+    opt(
+        "net",
+        Some("ITEM"),
+        Vm,
+        "network: IFACE:ADDR/PREFIX, IFACE:gw=ADDR,\n\
+         IFACE:mtu=N, IFACE:up, dns=ADDR, search=DOMAIN;\n\
+         repeatable",
+    )
+    .repeatable(),
+    opt(
+        "mount",
+        Some("SRC:DEST[:TYPE[:OPTS]]"),
+        Vm,
+        "mount a volume (TYPE ext4 by default) at DEST;\n\
+         repeatable",
+    )
+    .repeatable(),
+    opt(
+        "secrets-disk",
+        Some("DEVICE[:TYPE]"),
+        Vm,
+        "mount this disk read-only at /run/secrets (root\n\
+         only); its .env file adds variables",
+    ),
     opt("help", None, Other, "print this help")
         .short(b'h')
         .reach(Reach::CommandLine),

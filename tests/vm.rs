@@ -15,6 +15,7 @@
 //! fail under CI=true.
 
 mod common;
+mod engines;
 
 use std::fs;
 use std::io::Write;
@@ -39,6 +40,17 @@ const VIRTIO_MODULES: &[&str] = &[
     "drivers/virtio/virtio_pci_modern_dev.ko",
     "drivers/virtio/virtio_pci.ko",
     "drivers/block/virtio_blk.ko",
+];
+
+/// More modules cached beside them for tools/vm-from-image (which finds
+/// the order itself from their .modinfo): virtio over MMIO, the network,
+/// the ACPI power button.
+const MORE_MODULES: &[&str] = &[
+    "drivers/virtio/virtio_mmio.ko",
+    "net/core/failover.ko",
+    "drivers/net/net_failover.ko",
+    "drivers/net/virtio_net.ko",
+    "drivers/acpi/button.ko",
 ];
 
 /// busybox applets linked in every guest's /bin.
@@ -74,6 +86,9 @@ struct Kit {
     kernel: PathBuf,
     /// The virtio modules, in [`VIRTIO_MODULES`] order.
     modules: Vec<PathBuf>,
+    /// The directory of every cached module and modules.builtin (a
+    /// `--modules` for tools/vm-from-image).
+    module_dir: PathBuf,
 }
 
 fn cache_dir() -> PathBuf {
@@ -100,15 +115,15 @@ fn run(command: &mut Command) -> Result<String, String> {
 fn fetch_kernel() -> Result<(PathBuf, Vec<PathBuf>), String> {
     let cache = cache_dir();
     let kernel = cache.join("vmlinuz");
-    let modules: Vec<PathBuf> = VIRTIO_MODULES
-        .iter()
-        .map(|m| {
-            cache
-                .join("modules")
-                .join(Path::new(m).file_name().unwrap())
-        })
-        .collect();
-    if kernel.exists() && modules.iter().all(|m| m.exists()) {
+    let module_file = |m: &&str| {
+        cache
+            .join("modules")
+            .join(Path::new(m).file_name().unwrap())
+    };
+    let modules: Vec<PathBuf> = VIRTIO_MODULES.iter().map(module_file).collect();
+    let complete = MORE_MODULES.iter().map(module_file).all(|m| m.exists())
+        && cache.join("modules/modules.builtin").exists();
+    if kernel.exists() && modules.iter().all(|m| m.exists()) && complete {
         return Ok((kernel, modules));
     }
     let work = cache.join(format!("fetch-{}", std::process::id()));
@@ -146,12 +161,14 @@ fn fetch_kernel() -> Result<(PathBuf, Vec<PathBuf>), String> {
     let version = boot.file_name().unwrap().to_string_lossy()["vmlinuz-".len()..].to_string();
     let staged = work.join("staged");
     fs::create_dir_all(staged.join("modules")).map_err(|e| e.to_string())?;
-    for module in VIRTIO_MODULES {
-        let from = tree
-            .join("lib/modules")
-            .join(&version)
-            .join("kernel")
-            .join(module);
+    let version_dir = tree.join("lib/modules").join(&version);
+    fs::copy(
+        version_dir.join("modules.builtin"),
+        staged.join("modules/modules.builtin"),
+    )
+    .map_err(|e| format!("modules.builtin: {e}"))?;
+    for module in VIRTIO_MODULES.iter().chain(MORE_MODULES) {
+        let from = version_dir.join("kernel").join(module);
         let to = staged
             .join("modules")
             .join(Path::new(module).file_name().unwrap());
@@ -178,6 +195,7 @@ fn kit() -> Option<&'static Kit> {
             busybox,
             kernel,
             modules,
+            module_dir: cache_dir().join("modules"),
         })
     });
     match found {
@@ -430,6 +448,24 @@ impl Vm {
         }
     }
 
+    /// A machine started by `command` (QEMU, or a script that execs it)
+    /// once a slot is free, in a process group of its own with the
+    /// machine's deadline; its console and monitor in `dir`.
+    fn spawn(dir: TempDir, mut command: Command) -> Vm {
+        let slot = slot();
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let qemu = Running::spawn(command, Mode::Direct, None, VM_TIMEOUT, None);
+        Vm {
+            qemu: Some(qemu),
+            dir,
+            _slot: slot,
+        }
+    }
+
     fn qemu(&mut self) -> &mut Running {
         self.qemu.as_mut().expect("QEMU runs")
     }
@@ -475,6 +511,21 @@ impl Vm {
         match out {
             Ok(out) => (out.status, self.console()),
             Err(_) => self.deadline_passed("the machine ending"),
+        }
+    }
+
+    /// The response to GET `path` from 127.0.0.1:`port` in `netns`, once
+    /// something answers there (a port QEMU forwards to the guest).
+    fn http_get(&mut self, netns: &Netns, port: u16, path: &str) -> String {
+        loop {
+            let address = format!("127.0.0.1:{port}");
+            if let Some(response) = netns.run(|| engines::http_get(&address, path)) {
+                return response;
+            }
+            if self.qemu().overdue() {
+                self.deadline_passed(&format!("waiting for an answer on port {port}"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 
@@ -533,7 +584,7 @@ fn the_app_runs_on_the_console_with_kernel_env_and_args_then_the_machine_powers_
     tree.script(
         "app.sh",
         r#"echo "app: argc=$# 1=$1 2=$2 host=$(hostname)"
-echo "app: GREETING=$GREETING PATH=$PATH"
+echo "app: GREETING=$GREETING PATH=$PATH ip=${ip:-none}"
 echo "app: stdout is $(readlink /proc/$$/fd/1)"
 echo "app: pid=$$ ppid=$PPID"
 exit 3
@@ -543,7 +594,9 @@ exit 3
         kit,
         "vm-basic",
         &tree,
-        r#"GREETING=hello -- /app.sh one "two words""#,
+        // ip= is the kernel's: this one has no CONFIG_IP_PNP and hands it
+        // to init as a variable, which the app never sees.
+        r#"GREETING=hello ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off -- /app.sh one "two words""#,
     );
     assert!(
         console.contains("app: argc=2 1=one 2=two words host=from-file"),
@@ -551,8 +604,20 @@ exit 3
     );
     assert!(
         console.contains(
-            "app: GREETING=hello PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+            "app: GREETING=hello PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin ip=none"
         ),
+        "{console}"
+    );
+    let envinit_lines: Vec<&str> = console
+        .lines()
+        .filter(|l| l.starts_with("envinit: ") && !l.starts_with("envinit: exit code="))
+        .collect();
+    assert_eq!(
+        envinit_lines,
+        [
+            "envinit: warn: ip= is the kernel's, and this kernel has no CONFIG_IP_PNP: envinit configures \
+             the network from ENVINIT_NET (e.g. ENVINIT_NET=eth0:10.0.2.15/24,eth0:gw=10.0.2.2,dns=10.0.2.3)"
+        ],
         "{console}"
     );
     assert!(console.contains("app: stdout is /dev/console"), "{console}");
@@ -935,10 +1000,18 @@ fn a_failed_mount_is_one_line_then_power_off_with_71() {
     assert_powered_off(status, &console);
 }
 
-/// The `init=` path: an ext4 root on a virtio disk, reached through a
-/// busybox first stage that moves its /proc and /sys over (so `--vm on`).
+/// The `init=` path: an ext4 root on a virtio disk, mounted read-only and
+/// reached through a hand-written busybox first stage that exports
+/// `PATH=/bin` and moves its /proc and /sys over, as Debian's initramfs
+/// does. envinit knows it is a machine's init without `ENVINIT_VM=on` (PID
+/// 1 of the initial PID namespace); the image's PATH wins over the stage's,
+/// and nothing else the stage exported reaches the app; `ip=` (which this
+/// kernel does not read) never reaches the app; /etc/hosts and
+/// /etc/hostname, empty in the image, are provided without writing the
+/// read-only root, and /etc/resolv.conf, missing there, cannot be: one
+/// warning.
 #[test]
-fn init_path_ext4_root_on_a_virtio_disk() {
+fn init_path_read_only_ext4_root_after_a_stage_that_moved_proc() {
     let Some(kit) = kit() else { return };
     if !prerequisite(
         "mkfs.ext4",
@@ -951,15 +1024,24 @@ fn init_path_ext4_root_on_a_virtio_disk() {
     let work = TempDir::new("vm-init-path");
     // The root filesystem, as `docker export` of an image would give it.
     let mut root = Tree::base(kit);
-    for dir in ["proc", "sys", "dev", "run"] {
+    for dir in ["proc", "sys", "dev", "run", "etc/envinit"] {
         root.dir(dir);
     }
     root.text("dev/console", "");
+    root.text("etc/hosts", "");
+    root.text("etc/hostname", "");
     root.link("sbin/init", "envinit");
+    root.text(
+        "etc/envinit/image.json",
+        r#"{"Env":["PATH=/image/bin:/bin","FROM_IMAGE=yes"],"Entrypoint":["/app.sh"]}"#,
+    );
     root.script(
         "app.sh",
-        r#"echo "app: on $(grep ' / ' /proc/mounts | cut -d' ' -f1,3) args=$* ROOTVAR=$ROOTVAR"
+        r#"echo "app: on $(grep ' / ' /proc/mounts | cut -d' ' -f1,3,4 | cut -d, -f1) args=$* ROOTVAR=$ROOTVAR"
 echo "app: pts $(grep -c ' /dev/pts ' /proc/mounts) proc $(grep -c ' /proc ' /proc/mounts)"
+echo "app: PATH=$PATH FROM_IMAGE=$FROM_IMAGE ip=${ip:-none} STAGEVAR=${STAGEVAR:-none}"
+echo "app: hosts $(grep -c localhost /etc/hosts) $(tail -n1 /etc/hosts | tr '\t' ' ')"
+echo "app: hostname $(hostname) $(cat /etc/hostname)"
 "#,
     );
     let dir = work.path().join("root");
@@ -990,16 +1072,15 @@ echo "app: pts $(grep -c ' /dev/pts ' /proc/mounts) proc $(grep -c ' /proc ' /pr
     stage.script(
         "init",
         &format!(
-            r#"export PATH=/bin
+            r#"export PATH=/bin STAGEVAR=stage ROOTVAR=changed-by-the-stage
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 {insmods}
 n=0
 while [ ! -b /dev/vda ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n+1)); done
-mount -t ext4 /dev/vda /newroot || echo "stage: cannot mount /dev/vda"
-# As Debian's initramfs does: /proc and /sys move into the new root
-# (so envinit needs ENVINIT_VM=on and mounts only the rest).
+mount -t ext4 -o ro /dev/vda /newroot || echo "stage: cannot mount /dev/vda"
+# As Debian's initramfs does: /proc and /sys move into the new root.
 mount --move /proc /newroot/proc
 mount --move /sys /newroot/sys
 umount -l /dev
@@ -1012,7 +1093,8 @@ exec switch_root /newroot /sbin/init "$@"
         "vm-init-path-qemu",
         &stage.cpio(),
         Options {
-            append: "ROOTVAR=from-kernel ENVINIT_VM=on -- /app.sh hello",
+            append: "ROOTVAR=from-kernel ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off \
+                     ENVINIT_HOSTNAME=web1 ENVINIT_NET=dns=10.0.2.3 -- hello",
             rdinit: "/init",
             disk: Some(&image),
             ..Options::default()
@@ -1020,14 +1102,40 @@ exec switch_root /newroot /sbin/init "$@"
     );
     let (status, console) = vm.wait();
     assert!(
-        console.contains("app: on /dev/vda ext4 args=hello ROOTVAR=from-kernel"),
+        console.contains("app: on /dev/vda ext4 ro args=hello ROOTVAR=from-kernel"),
         "{console}"
     );
     // /proc was there already (mounted once), /dev/pts was added.
     assert!(console.contains("app: pts 1 proc 1"), "{console}");
+    assert!(
+        console.contains("app: PATH=/image/bin:/bin FROM_IMAGE=yes ip=none STAGEVAR=none"),
+        "{console}"
+    );
+    assert!(
+        console.contains("app: hosts 2 127.0.1.1 web1\n"),
+        "{console}"
+    );
+    assert!(console.contains("app: hostname web1 web1\n"), "{console}");
+    let warnings: Vec<&str> = console
+        .lines()
+        .filter(|l| l.starts_with("envinit: warn"))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "envinit: warn: cannot create /etc/resolv.conf to mount the VM's over it: \
+             Read-only file system (on a read-only root, add an empty /etc/resolv.conf to the image)"
+        ],
+        "{console}"
+    );
     assert!(console.contains("envinit: exit code=0"), "{console}");
     assert_powered_off(status, &console);
-    // envinit remounted the root read-only before powering off: clean.
+    // Nothing of the image was written: /etc/hosts is still empty.
+    let hosts = run(Command::new("debugfs")
+        .args(["-R", "cat /etc/hosts"])
+        .arg(&image))
+    .unwrap_or_default();
+    assert_eq!(hosts, "", "the image's /etc/hosts was written");
     let state = run(Command::new("dumpe2fs").arg("-h").arg(&image)).unwrap_or_default();
     assert!(
         state
@@ -1035,6 +1143,48 @@ exec switch_root /newroot /sbin/init "$@"
             .any(|l| l.starts_with("Filesystem state:") && l.trim_end().ends_with("clean")),
         "the root filesystem was not left clean:\n{state}"
     );
+}
+
+/// What VM mode is told on the kernel command line, when it cannot be done:
+/// one line each, then the power-off with the code (even with
+/// `--vm-exit reboot`: a broken configuration does not boot-loop).
+#[test]
+fn network_and_volume_settings_that_cannot_apply_are_one_line_then_power_off() {
+    let Some(kit) = kit() else { return };
+    let mut tree = Tree::base(kit);
+    tree.script("app.sh", "echo app: ran\n");
+    for (append, line, code) in [
+        (
+            "ENVINIT_VM_EXIT=reboot ENVINIT_NET=eth0:10.0.2.15 -- /app.sh",
+            "envinit: error: ENVINIT_NET: \"eth0:10.0.2.15\": give the prefix length: IFACE:ADDRESS/PREFIX",
+            78,
+        ),
+        (
+            "ENVINIT_NET=eth0:10.0.2.15/24 -- /app.sh",
+            "envinit: error: ENVINIT_NET: no interface eth0: load its driver (virtio_net in the first stage) \
+             and check that the VMM gives the VM a network device, or fix its name",
+            71,
+        ),
+        (
+            "ENVINIT_MOUNT=/dev/vdz:/data -- /app.sh",
+            "envinit: error: ENVINIT_MOUNT: cannot mount /dev/vdz (ext4) on /data: No such file or directory \
+             (check that the VMM attaches the disk, that its driver is loaded and that it holds a filesystem of type ext4)",
+            71,
+        ),
+    ] {
+        let (status, console) = boot_and_wait(kit, "vm-settle-fails", &tree, append);
+        let envinit_lines: Vec<&str> = console
+            .lines()
+            .filter(|l| l.starts_with("envinit: ") && !l.starts_with("envinit: exit code="))
+            .collect();
+        assert_eq!(envinit_lines, [line], "{append}:\n{console}");
+        assert!(
+            console.contains(&format!("envinit: exit code={code}\n")),
+            "{append}:\n{console}"
+        );
+        assert!(!console.contains("app: ran"), "{console}");
+        assert_powered_off(status, &console);
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1081,4 +1231,416 @@ fn facts_that_cannot_be_read_are_errors_at_the_template_position() {
         )),
         "{stderr}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Images made into VMs by tools/vm-from-image
+
+/// A network namespace of the test's own, for QEMU: loopback up and a DNS
+/// server on 127.0.0.1:53 that answers one name, so that the guest's
+/// lookups through QEMU's user-network DNS (10.0.2.3, which forwards to the
+/// server of the host's /etc/resolv.conf) reach it and nothing outside this
+/// machine. QEMU gets a mount namespace whose /etc/resolv.conf names
+/// 127.0.0.1. Everything is set up before QEMU starts.
+struct Netns {
+    fd: fs::File,
+    resolv: TempDir,
+}
+
+/// The name the test's DNS server answers, and its address.
+const DNS_NAME: &str = "vm-dns.envinit.test";
+const DNS_ADDRESS: [u8; 4] = [192, 0, 2, 7];
+
+impl Netns {
+    fn new() -> Netns {
+        let (sent, received) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // SAFETY: unshare on this thread only (its own network
+            // namespace); the thread serves DNS there until the test ends.
+            let rc = unsafe { nix::libc::unshare(nix::libc::CLONE_NEWNET) };
+            assert_eq!(
+                rc,
+                0,
+                "unshare(CLONE_NEWNET): {}",
+                std::io::Error::last_os_error()
+            );
+            loopback_up();
+            let socket = std::net::UdpSocket::bind("127.0.0.1:53").expect("the DNS port");
+            sent.send(fs::File::open("/proc/thread-self/ns/net").unwrap())
+                .unwrap();
+            serve_dns(&socket);
+        });
+        let fd = received
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the namespace");
+        let resolv = TempDir::new("vm-resolv");
+        fs::write(resolv.path().join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+        Netns { fd, resolv }
+    }
+
+    /// `command` runs in the namespace, with its own /etc/resolv.conf.
+    fn enter(&self, command: &mut Command) {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let fd = self.fd.as_raw_fd();
+        let source = std::ffi::CString::new(self.resolv.join("resolv.conf")).unwrap();
+        // SAFETY: between fork and exec only system calls on memory
+        // prepared before the fork.
+        unsafe {
+            command.pre_exec(move || {
+                use nix::libc::*;
+                let ok = setns(fd, CLONE_NEWNET) == 0
+                    && unshare(CLONE_NEWNS) == 0
+                    && mount(
+                        std::ptr::null(),
+                        c"/".as_ptr(),
+                        std::ptr::null(),
+                        MS_REC | MS_PRIVATE,
+                        std::ptr::null(),
+                    ) == 0
+                    && mount(
+                        source.as_ptr(),
+                        c"/etc/resolv.conf".as_ptr(),
+                        std::ptr::null(),
+                        MS_BIND,
+                        std::ptr::null(),
+                    ) == 0;
+                match ok {
+                    true => Ok(()),
+                    false => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+    }
+
+    /// `f` run on a thread in the namespace (a connection to a port QEMU
+    /// forwards there).
+    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        use std::os::fd::AsRawFd;
+        let fd = self.fd.as_raw_fd();
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    // SAFETY: setns on this thread only.
+                    assert_eq!(unsafe { nix::libc::setns(fd, nix::libc::CLONE_NEWNET) }, 0);
+                    f()
+                })
+                .join()
+                .unwrap()
+        })
+    }
+}
+
+/// `lo` up in this thread's network namespace.
+fn loopback_up() {
+    #[repr(C)]
+    struct Ifreq {
+        name: [u8; 16],
+        flags: i16,
+        pad: [u8; 22],
+    }
+    let mut req = Ifreq {
+        name: [0; 16],
+        flags: 0,
+        pad: [0; 22],
+    };
+    req.name[..2].copy_from_slice(b"lo");
+    // SAFETY: an ifreq of the size the kernel reads and writes.
+    unsafe {
+        use nix::libc::*;
+        let sock = socket(AF_INET, SOCK_DGRAM, 0);
+        assert!(ioctl(sock, SIOCGIFFLAGS as _, &mut req) == 0);
+        req.flags |= IFF_UP as i16;
+        assert!(ioctl(sock, SIOCSIFFLAGS as _, &req) == 0);
+        close(sock);
+    }
+}
+
+/// Answers A queries for [`DNS_NAME`] with [`DNS_ADDRESS`], other types of
+/// it with no record, any other name with NXDOMAIN.
+fn serve_dns(socket: &std::net::UdpSocket) {
+    let mut query = [0u8; 512];
+    while let Ok((len, from)) = socket.recv_from(&mut query) {
+        if len < 17 {
+            continue;
+        }
+        let mut labels = Vec::new();
+        let mut at = 12;
+        while at < len && query[at] != 0 {
+            let n = query[at] as usize;
+            labels.push(
+                String::from_utf8_lossy(&query[at + 1..(at + 1 + n).min(len)]).to_lowercase(),
+            );
+            at += 1 + n;
+        }
+        let end = at + 5;
+        if end > len {
+            continue;
+        }
+        let kind = u16::from_be_bytes([query[at + 1], query[at + 2]]);
+        let known = labels.join(".") == DNS_NAME;
+        let mut reply = query[..end].to_vec();
+        reply[2] = 0x81;
+        reply[3] = if known { 0x80 } else { 0x83 };
+        reply[6..12].copy_from_slice(&[0, 0, 0, 0, 0, 0]);
+        if known && kind == 1 {
+            reply[7] = 1;
+            reply.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+            reply.extend_from_slice(&DNS_ADDRESS);
+        }
+        let _ = socket.send_to(&reply, from);
+    }
+}
+
+/// The examples' nginx image (examples/php-nginx/nginx.Dockerfile on the
+/// Debian base of tests/fixtures/images.sh), plus what lets the test look
+/// inside: a script that prints what the names resolve to and keeps a
+/// count of boots on the volume, then execs nginx as the image's Cmd does;
+/// and two templates beside nginx.conf's that take a secret from
+/// /run/secrets and one from the .env of the secrets disk (the script
+/// prints their hashes, never them). Tagged for this run; removed after.
+struct TestImage(String);
+
+impl Drop for TestImage {
+    fn drop(&mut self) {
+        engines::quietly("docker", &["rmi", "-f", &self.0]);
+    }
+}
+
+fn nginx_vm_image() -> Option<TestImage> {
+    let envinit = engines::envinit_binary()?;
+    let base = engines::base_image()?;
+    let context = engines::context("php-nginx", &envinit, &[]);
+    let dir = &context.path;
+    let mut dockerfile = fs::read_to_string(dir.join("nginx.Dockerfile")).unwrap();
+    dockerfile.push_str("COPY vm-check.sh /vm-check.sh\nCMD [\"/bin/sh\", \"/vm-check.sh\"]\n");
+    fs::write(dir.join("vm.Dockerfile"), dockerfile).unwrap();
+    fs::write(
+        dir.join("nginx/vm-secret.txt.tmpl"),
+        "{{ secrets.api_token }}",
+    )
+    .unwrap();
+    fs::write(dir.join("nginx/vm-env.txt.tmpl"), "{{ DB_PASSWORD }}").unwrap();
+    fs::write(
+        dir.join("vm-check.sh"),
+        format!(
+            r#"echo "vm-check: uptime $(cut -d' ' -f1 /proc/uptime)"
+echo "vm-check: localhost $(getent ahostsv4 localhost | head -n1 | cut -d' ' -f1)"
+h=$(hostname)
+echo "vm-check: hostname $h is $(getent hosts "$h" | cut -d' ' -f1)"
+echo "vm-check: dns $(getent hosts {DNS_NAME} | cut -d' ' -f1)"
+echo "vm-check: search $(getent hosts vm-dns | cut -d' ' -f1)"
+echo "vm-check: mtu $(cat /sys/class/net/eth0/mtu) inet6 $(grep -c '^fd000000000000000000000000000015 ' /proc/net/if_inet6)"
+echo "vm-check: resolv.conf $(cat /etc/resolv.conf | tr '\n' ' ')"
+echo "vm-check: path $PATH"
+echo "vm-check: mode $APP_MODE"
+echo "vm-check: ip=${{ip:-none}}"
+echo "vm-check: secret $(sha256sum < /etc/nginx/vm-secret.txt | cut -c1-64)"
+echo "vm-check: env secret $(sha256sum < /etc/nginx/vm-env.txt | cut -c1-64)"
+echo "vm-check: in cmdline $(grep -c -F "$DB_PASSWORD" /proc/cmdline)"
+echo "vm-check: secrets dir $(stat -c '%a %u' /run/secrets)"
+echo boot >> /var/lib/app/boots
+echo "vm-check: boots $(wc -l < /var/lib/app/boots)"
+echo "vm-check: ready"
+exec nginx -g 'daemon off;'
+"#
+        ),
+    )
+    .unwrap();
+    let tag = engines::tag("envinit-vm-nginx");
+    let out = common::run_for(
+        Command::new("docker")
+            .args(["build", "-q", "--build-arg"])
+            .arg(format!("BASE={base}"))
+            .arg("-f")
+            .arg(dir.join("vm.Dockerfile"))
+            .args(["-t", &tag])
+            .arg(dir),
+        engines::COMMAND_TIMEOUT,
+    );
+    assert!(
+        out.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(TestImage(tag))
+}
+
+fn sha256(text: &str) -> String {
+    let out = common::run_for(
+        Command::new("sh")
+            .args(["-c", "printf %s \"$1\" | sha256sum", "sh"])
+            .arg(text),
+        Duration::from_secs(30),
+    );
+    String::from_utf8_lossy(&out.stdout)[..64].to_string()
+}
+
+/// A free TCP port on 127.0.0.1 (of the namespace `f` runs in).
+fn free_port(netns: &Netns) -> u16 {
+    netns.run(|| {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    })
+}
+
+/// The line of the console that starts with `prefix`, without it.
+fn line<'a>(console: &'a str, prefix: &str) -> &'a str {
+    console
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no line {prefix:?}:\n{console}"))
+}
+
+/// Runs `out`/run-qemu of tools/vm-from-image in `netns`.
+fn boot_tool_vm(name: &str, out: &Path, netns: &Netns) -> Vm {
+    let dir = TempDir::new(name);
+    let mut command = Command::new(out.join("run-qemu"));
+    command
+        .env("ACCEL", "tcg")
+        .env("SERIAL", format!("file:{}", dir.join("console.log")))
+        .arg("-monitor")
+        .arg(format!("unix:{},server,nowait", dir.join("monitor.sock")));
+    netns.enter(&mut command);
+    Vm::spawn(dir, command)
+}
+
+/// Runs tools/vm-from-image with `args`; its output directory.
+fn vm_from_image(kit: &Kit, out: &Path, args: &[&str]) {
+    let tool = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/vm-from-image");
+    let result = common::run_for(
+        Command::new(tool)
+            .arg("--kernel")
+            .arg(&kit.kernel)
+            .arg("--modules")
+            .arg(&kit.module_dir)
+            .arg("--envinit")
+            .arg(envinit())
+            .args(args)
+            .arg(out),
+        engines::COMMAND_TIMEOUT,
+    );
+    assert!(
+        result.status.success(),
+        "tools/vm-from-image {args:?}: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+}
+
+/// The examples' nginx image, made into a VM by tools/vm-from-image with no
+/// hand-written stage, booted twice: it serves through QEMU's port forward,
+/// names resolve inside (localhost, its hostname, a name through QEMU's
+/// DNS, and the same by its search domain), ENVINIT_NET's IPv6 address and
+/// MTU are there, a secret from the secrets disk and one from its .env
+/// reach templates and appear nowhere else (not on the console, not in
+/// /proc/cmdline), the volume keeps a file across the boots, and the ACPI
+/// power button stops nginx gracefully each time.
+#[test]
+fn the_nginx_image_as_a_vm_serves_resolves_keeps_its_volume_reads_secrets_and_stops_on_the_power_button()
+ {
+    let Some(kit) = kit() else { return };
+    let Some(image) = nginx_vm_image() else {
+        return;
+    };
+    let work = TempDir::new("vm-nginx");
+    let out = work.path().join("vm");
+    let secret = format!("api-{}-token", std::process::id());
+    let db_password = format!("db-{}-password", std::process::id());
+    fs::write(work.path().join("api_token"), &secret).unwrap();
+    fs::write(
+        work.path().join("env"),
+        format!(
+            "# from the secrets disk\nAPP_MODE=from-the-secrets-disk\nDB_PASSWORD={db_password}\n"
+        ),
+    )
+    .unwrap();
+    let netns = Netns::new();
+    let port = free_port(&netns);
+    let api_token = format!("api_token={}", work.join("api_token"));
+    vm_from_image(
+        kit,
+        &out,
+        &[
+            "--secret",
+            &api_token,
+            "--env-file",
+            &work.join("env"),
+            "--volume",
+            "data:64M:/var/lib/app",
+            "--publish",
+            &format!("{port}:8080"),
+            "--net",
+            "eth0:10.0.2.15/24,eth0:gw=10.0.2.2,eth0:fd00::15/64,eth0:mtu=1400,dns=10.0.2.3,search=envinit.test",
+            "--memory",
+            "256",
+            "--cpus",
+            "1",
+            "--append",
+            // No php-fpm in this VM: nginx's upstream must resolve.
+            "ENVINIT_GRACE=30s ENVINIT_LOG=info FPM_UPSTREAMS=127.0.0.1:9000",
+            image.0.as_str(),
+        ],
+    );
+    let cmdline = fs::read_to_string(out.join("cmdline")).unwrap();
+    assert!(!cmdline.contains(&secret) && !cmdline.contains(&db_password));
+
+    for boot in 1..=2 {
+        let mut vm = boot_tool_vm("vm-nginx-boot", &out, &netns);
+        vm.wait_for("vm-check: ready", 1);
+        let response = vm.http_get(&netns, port, "/healthz");
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        let console = vm.console();
+        assert_eq!(line(&console, "vm-check: boots "), boot.to_string());
+        let sent = Instant::now();
+        vm.monitor("system_powerdown");
+        let (status, console) = vm.wait();
+        let took = sent.elapsed();
+        assert!(console.contains("envinit: exit code=0\n"), "{console}");
+        assert!(!console.contains("grace period over"), "{console}");
+        assert!(
+            took < Duration::from_secs(20),
+            "stopped in {took:?}:\n{console}"
+        );
+        assert_powered_off(status, &console);
+        if boot == 2 {
+            break;
+        }
+        // Names: localhost, the hostname (its MAC address: no image,
+        // kernel or /etc/hostname names one) on the VM's address, and a
+        // name through QEMU's DNS to the test's server.
+        assert_eq!(line(&console, "vm-check: localhost "), "127.0.0.1");
+        assert_eq!(
+            line(&console, "vm-check: hostname "),
+            "vm-525400123456 is 10.0.2.15"
+        );
+        assert_eq!(line(&console, "vm-check: dns "), "192.0.2.7");
+        assert_eq!(line(&console, "vm-check: search "), "192.0.2.7");
+        assert_eq!(
+            line(&console, "vm-check: resolv.conf "),
+            "search envinit.test nameserver 10.0.2.3 "
+        );
+        // ENVINIT_NET's IPv6 address and MTU.
+        assert_eq!(line(&console, "vm-check: mtu "), "1400 inet6 1");
+        // The image's Env, the .env of the secrets disk.
+        assert_eq!(
+            line(&console, "vm-check: path "),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        );
+        assert_eq!(line(&console, "vm-check: mode "), "from-the-secrets-disk");
+        // The secrets reached the templates, and nothing else.
+        assert_eq!(line(&console, "vm-check: secret "), sha256(&secret));
+        assert_eq!(
+            line(&console, "vm-check: env secret "),
+            sha256(&db_password)
+        );
+        assert_eq!(line(&console, "vm-check: in cmdline "), "0");
+        assert_eq!(line(&console, "vm-check: secrets dir "), "700 0");
+        assert!(
+            !console.contains(&secret) && !console.contains(&db_password),
+            "a secret on the console:\n{console}"
+        );
+    }
 }
