@@ -74,6 +74,8 @@ for n in names:
     if num(r.get("peak_rss_kib")) is not None:
         s["peak_rss_kib"] = int(num(r["peak_rss_kib"]))
         s["rss_kib"] = int(num(r.get("rss_kib", "0")) or 0)
+    if num(r.get("anon_kib")) is not None:
+        s["anon_kib"] = int(num(r["anon_kib"]))
     for p, k in (("reap", "reap"), ("reap_batch", "reap_batch")):
         if num(r.get(f"{p}_cpu_ns_total")) is None:
             continue
@@ -99,6 +101,7 @@ METRICS = [  # key, column title, format
     ("startup_instructions_env50", "instr +50 env", "{:,.0f}"),
     ("reap_instructions_lockstep", "instr/reap", "{:,.0f}"),
     ("peak_rss_kib", "peak RSS KiB", "{:.0f}"),
+    ("anon_kib", "anon KiB", "{:.0f}"),
     ("reap_cpu_us_per_zombie", "reap us/zombie", "{:.2f}"),
     ("reap_batch_cpu_us_per_zombie", "batch us/zombie", "{:.2f}"),
     ("signal_median_us", "signal us", "{:.1f}"),
@@ -209,6 +212,7 @@ goal("startup_instructions <= tini-static", "startup_instructions", "tini-static
 goal("startup_instructions_env50 <= tini-static", "startup_instructions_env50", "tini-static")
 goal("reap_instructions_lockstep <= tini-static", "reap_instructions_lockstep", "tini-static")
 goal("peak_rss_kib <= tini-static", "peak_rss_kib", "tini-static")
+goal("anon_kib <= tini-static", "anon_kib", "tini-static")
 reap_ref = "tini" if "reap_cpu_us_per_zombie" in summary.get("tini", {}) else "tini-static"
 goal(f"reap_cpu_us_per_zombie <= {reap_ref}", "reap_cpu_us_per_zombie", reap_ref,
      spread_key="reap_cpu_us_per_zombie_max")
