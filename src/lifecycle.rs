@@ -279,20 +279,18 @@ impl Lifecycle {
     /// child gets, and how long the grace period is.
     fn log_stop(&self, received: i32, forward: i32) {
         let grace = format_duration(self.grace);
-        if forward == received {
-            tracing::info!(
-                signal = %signals::name(received),
-                grace = grace.as_str(),
-                "stop signal received: forwarding it; everything left is killed when the grace period ends"
-            );
+        let rewritten = (forward != received).then(|| signals::name(forward));
+        let how = if rewritten.is_some() {
+            " rewritten"
         } else {
-            tracing::info!(
-                signal = %signals::name(received),
-                forwarded = %signals::name(forward),
-                grace = grace.as_str(),
-                "stop signal received: forwarding it rewritten; everything left is killed when the grace period ends"
-            );
-        }
+            ""
+        };
+        tracing::info!(
+            signal = %signals::name(received),
+            forwarded = rewritten.as_deref(),
+            grace = grace.as_str(),
+            "stop signal received: forwarding it{how}; everything left is killed when the grace period ends"
+        );
     }
 
     /// Forwards to the main child; with `wake` (a stop), a child seen
@@ -415,10 +413,7 @@ impl Lifecycle {
                 };
             }
             Phase::Draining { kill_at } if now >= kill_at => {
-                tracing::warn!(
-                    grace = format_duration(self.grace).as_str(),
-                    "grace period over: killing every process left"
-                );
+                log_grace_over(self.grace);
                 os.signal_all(libc::SIGKILL);
                 self.phase = Phase::Killed;
             }
@@ -441,6 +436,17 @@ impl Lifecycle {
     pub fn killed(&self) -> bool {
         self.phase == Phase::Killed
     }
+}
+
+/// The warning when the grace period ends with processes left (one event
+/// for one process and for several).
+#[cold]
+#[inline(never)]
+pub(crate) fn log_grace_over(grace: Duration) {
+    tracing::warn!(
+        grace = format_duration(grace).as_str(),
+        "grace period over: killing every process left"
+    );
 }
 
 #[cfg(test)]

@@ -264,7 +264,7 @@ fn diff(render: &render::RenderSettings) -> Result<u8, Failure> {
 /// One error line per problem; returns the failure's exit code.
 fn report(failure: &Failure) -> u8 {
     for problem in &failure.problems {
-        tracing::error!("{problem}");
+        logging::error(problem);
     }
     failure.code
 }

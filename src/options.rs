@@ -1023,12 +1023,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Writes a duration as [`parse_duration`] reads it: `10s`, `1500ms`.
 /// (Not `Debug`, which pulls float formatting into the binary.)
 pub fn format_duration(duration: Duration) -> String {
-    let millis = duration.as_millis();
+    // u64 (585 million years of milliseconds): formatting a u128 would add
+    // core's 128-bit formatting and division to the binary.
+    let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
     if millis % 1000 == 0 {
         format!("{}s", millis / 1000)
     } else {
         format!("{millis}ms")
     }
+}
+
+/// Whole milliseconds, rounded up (a poll timeout that never wakes before
+/// its deadline), in u64: 128-bit division would add to the binary.
+pub fn ceil_millis(duration: Duration) -> u64 {
+    let sub = u64::from(duration.subsec_nanos().div_ceil(1_000_000));
+    duration.as_secs().saturating_mul(1000).saturating_add(sub)
 }
 
 /// Parses `1/0`, `true/false`, `yes/no`, `on/off` in any case.
@@ -1054,6 +1063,17 @@ pub fn split_pair<'a>(text: &'a str, shape: &str) -> Result<(&'a str, &'a str), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ceil_millis_rounds_up_and_saturates() {
+        assert_eq!(ceil_millis(Duration::ZERO), 0);
+        assert_eq!(ceil_millis(Duration::from_nanos(1)), 1);
+        assert_eq!(ceil_millis(Duration::from_millis(1500)), 1500);
+        assert_eq!(ceil_millis(Duration::from_nanos(1_500_000_001)), 1501);
+        assert_eq!(ceil_millis(Duration::MAX), u64::MAX);
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(format_duration(Duration::from_secs(10)), "10s");
+    }
 
     fn words(list: &[&str]) -> Vec<OsString> {
         list.iter().map(OsString::from).collect()

@@ -322,9 +322,9 @@ impl Watch {
         let inotify = match Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK) {
             Ok(inotify) => inotify,
             Err(e) => {
-                tracing::warn!(
-                    error = e.desc(),
-                    "--watch: no inotify instance (fs.inotify.max_user_instances?): changes are not watched"
+                crate::logging::warn_error(
+                    "--watch: no inotify instance (fs.inotify.max_user_instances?): changes are not watched",
+                    e.desc(),
                 );
                 return None;
             }

@@ -115,12 +115,10 @@ fn reaper() -> bool {
     if !pid1 {
         match nix::sys::prctl::set_child_subreaper(true) {
             Ok(()) => tracing::debug!("not PID 1: became a child subreaper"),
-            Err(e) => {
-                tracing::warn!(
-                    error = e.desc(),
-                    "not PID 1 and cannot become a subreaper: orphans go to the host's init"
-                )
-            }
+            Err(e) => crate::logging::warn_error(
+                "not PID 1 and cannot become a subreaper: orphans go to the host's init",
+                e.desc(),
+            ),
         }
     }
     pid1
@@ -149,7 +147,7 @@ fn reap_all(child: Pid, lifecycle: &mut Lifecycle, os: &mut Linux) -> bool {
             Err(Errno::EINTR) => continue,
             Err(Errno::ECHILD) => break false,
             Err(e) => {
-                tracing::warn!(error = e.desc(), "waitpid failed; carrying on");
+                waitpid_failed(e);
                 break true;
             }
         };
@@ -263,9 +261,9 @@ fn exec_outcome(program: &OsString, child: Pid, report_read: &OwnedFd) -> Result
         Ok(0) => return Ok(child),
         Ok(n) => n,
         Err(e) => {
-            tracing::warn!(
-                error = e.desc(),
-                "cannot tell whether the exec succeeded; assuming it did"
+            crate::logging::warn_error(
+                "cannot tell whether the exec succeeded; assuming it did",
+                e.desc(),
             );
             return Ok(child);
         }
@@ -395,11 +393,17 @@ fn spawn_error(program: &OsStr, errno: Errno) -> Failure {
     )
 }
 
+/// The warning when waitpid fails for a reason other than no children
+/// (both supervision loops).
+pub(crate) fn waitpid_failed(e: Errno) {
+    crate::logging::warn_error("waitpid failed; carrying on", e.desc());
+}
+
 /// One line at the end: how and why the child ended.
 fn log_end(status: ChildStatus, lifecycle: &Lifecycle) {
     let stop = match lifecycle.cause() {
-        Some(StopCause::Signal(s)) => signals::name(s),
-        _ => String::new(),
+        Some(StopCause::Signal(s)) => Some(signals::name(s)),
+        _ => None,
     };
     let why = match lifecycle.cause() {
         None => "on its own",
@@ -410,23 +414,19 @@ fn log_end(status: ChildStatus, lifecycle: &Lifecycle) {
         Some(StopCause::Signal(_)) => "after a stop signal",
     };
     let code = u64::from(status.code());
-    match status {
-        ChildStatus::Exited(_) if stop.is_empty() => tracing::info!(code, why, "child exited"),
-        ChildStatus::Exited(_) => tracing::info!(code, why, stop = stop.as_str(), "child exited"),
-        ChildStatus::Signaled(signal) if stop.is_empty() => tracing::info!(
-            code,
-            signal = signals::name(signal).as_str(),
-            why,
-            "child killed by a signal"
-        ),
-        ChildStatus::Signaled(signal) => tracing::info!(
-            code,
-            signal = signals::name(signal).as_str(),
-            why,
-            stop = stop.as_str(),
-            "child killed by a signal"
-        ),
-    }
+    // One event (absent fields are left out): every event costs the binary
+    // a few hundred bytes.
+    let (signal, what) = match status {
+        ChildStatus::Exited(_) => (None, "child exited"),
+        ChildStatus::Signaled(signal) => (Some(signals::name(signal)), "child killed by a signal"),
+    };
+    tracing::info!(
+        code,
+        signal = signal.as_deref(),
+        why,
+        stop = stop.as_deref(),
+        "{what}"
+    );
 }
 
 /// The real [`Processes`]: kill(2) on the child, its group, or the tree.

@@ -517,10 +517,7 @@ impl<'a> Team<'a> {
                 self.begin_stop(now, signal, crew);
             }
             Phase::Draining { kill_at } if now >= kill_at => {
-                tracing::warn!(
-                    grace = format_duration(self.grace).as_str(),
-                    "grace period over: killing every process left"
-                );
+                super::log_grace_over(self.grace);
                 crew.signal_all(libc::SIGKILL);
                 self.phase = Phase::Killed;
             }

@@ -194,7 +194,9 @@ impl SignalBuffer {
             match read {
                 Ok(bytes) => self.len = bytes / std::mem::size_of::<libc::signalfd_siginfo>(),
                 Err(Errno::EINTR | Errno::EAGAIN) => {}
-                Err(e) => tracing::warn!(error = e.desc(), "reading signals failed; carrying on"),
+                Err(e) => {
+                    crate::logging::warn_error("reading signals failed; carrying on", e.desc())
+                }
             }
         }
         self.records[..self.len]
@@ -256,7 +258,7 @@ fn readable_before(fd: &OwnedFd, deadline: Option<Instant>, wakers: &dyn Wakers)
         Some(at) => {
             // Round up so the wake-up is never before the deadline.
             let left = at.saturating_duration_since(Instant::now());
-            let millis = left.as_micros().div_ceil(1000);
+            let millis = crate::options::ceil_millis(left);
             PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
         }
     };
@@ -269,7 +271,7 @@ fn readable_before(fd: &OwnedFd, deadline: Option<Instant>, wakers: &dyn Wakers)
             .is_some_and(|r| r.intersects(PollFlags::POLLIN)),
         Err(Errno::EINTR) => false,
         Err(e) => {
-            tracing::warn!(error = e.desc(), "poll failed; carrying on");
+            crate::logging::warn_error("poll failed; carrying on", e.desc());
             false
         }
     }

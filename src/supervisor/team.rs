@@ -213,7 +213,7 @@ fn reap_all(team: &mut Team<'_>, crew: &mut Linux<'_>) -> bool {
             Err(Errno::EINTR) => continue,
             Err(Errno::ECHILD) => return false,
             Err(e) => {
-                tracing::warn!(error = e.desc(), "waitpid failed; carrying on");
+                super::waitpid_failed(e);
                 return true;
             }
         };
@@ -295,7 +295,7 @@ impl Linux<'_> {
                 let program = OsStr::from_bytes(self.procs[i].argv[0].as_bytes());
                 let failure = exec_failure(program, &report, n);
                 let problem = failure.problems.first().map_or("", String::as_str);
-                tracing::error!(process = team.name(i), "{problem}");
+                process_error(team.name(i), problem);
                 self.failed[i] = true;
                 false
             }
@@ -403,7 +403,7 @@ fn start_child(
             crate::wait::wait_for_process(proc.waits, crew.timeout, crew.signals, own)
         {
             for problem in &failure.problems {
-                tracing::error!(process = proc.member.name.as_str(), "{problem}");
+                process_error(&proc.member.name, problem);
             }
             let signal = i32::from(failure.code) - 128;
             if signal > 0 {
@@ -440,4 +440,11 @@ fn log_end(team: &Team<'_>, code: u8) {
         _ => "-",
     };
     tracing::info!(code, first, "every process ended");
+}
+
+/// One error line about one process (one event for every such line).
+#[cold]
+#[inline(never)]
+fn process_error(process: &str, problem: &str) {
+    tracing::error!(process, "{problem}");
 }

@@ -419,7 +419,7 @@ fn option_error(raw: Option<&options::Raw>, problem: String) -> Failure {
 /// A warning once logging is up.
 #[inline(never)]
 fn warn(message: &str) {
-    tracing::warn!("{message}");
+    crate::logging::warn(message);
 }
 
 /// `ENVINIT_HOSTNAME`, else the image's Hostname, else the

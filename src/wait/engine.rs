@@ -90,7 +90,7 @@ impl<'a> Run<'a> {
     pub(super) fn report(&self, after: &str) -> bool {
         let mut any = false;
         for check in self.down() {
-            tracing::error!("{}{after}: {}", check.target.url, check.reason);
+            crate::logging::error(&format!("{}{after}: {}", check.target.url, check.reason));
             any = true;
         }
         any
@@ -190,10 +190,7 @@ impl<'a> Run<'a> {
                 _ => wake = wake.min(c.until),
             }
         }
-        let millis = wake
-            .saturating_duration_since(now)
-            .as_micros()
-            .div_ceil(1000);
+        let millis = crate::options::ceil_millis(wake.saturating_duration_since(now));
         let timeout = PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX);
         let mut fds = Vec::with_capacity(self.checks.len() + 1);
         let mut owners = Vec::with_capacity(self.checks.len());
