@@ -21,29 +21,35 @@
 //!
 //! # Tables
 //!
-//! A char that maps to one other char is found in runs: `(key, delta)`
-//! with `key = start << 11 | (stride - 1) << 10 | len`, meaning that the
-//! `len` chars `start`, `start + stride`, ... (stride 1 or 2) each map to
-//! themselves plus `delta`. Runs are sorted and disjoint. A char that maps
+//! A char that maps to one other char is found in runs: a key `start <<
+//! 11 | (stride - 1) << 10 | len` and a `u16` delta, meaning that the `len`
+//! chars `start`, `start + stride`, ... (stride 1 or 2) each map to
+//! themselves with `delta` added to their low 16 bits (wrapping: every
+//! such mapping stays in its plane). Runs are sorted and disjoint. A char that maps
 //! to two or three chars is in a sorted list of `(char, [char; 3])` as
 //! `u16`s (all in the BMP), padded with 0. A char in neither maps to
 //! itself.
 
-use super::case_tables::{LOWER_MULTI, LOWER_RUNS, UPPER_MULTI, UPPER_RUNS};
+use super::case_tables::{
+    LOWER_DELTAS, LOWER_MULTI, LOWER_RUNS, UPPER_DELTAS, UPPER_MULTI, UPPER_RUNS,
+};
 
 /// One direction's tables.
 struct Table {
-    runs: &'static [(u32, i32)],
+    runs: &'static [u32],
+    deltas: &'static [u16],
     multi: &'static [(u16, [u16; 3])],
 }
 
 static UPPER: Table = Table {
     runs: &UPPER_RUNS,
+    deltas: &UPPER_DELTAS,
     multi: &UPPER_MULTI,
 };
 
 static LOWER: Table = Table {
     runs: &LOWER_RUNS,
+    deltas: &LOWER_DELTAS,
     multi: &LOWER_MULTI,
 };
 
@@ -175,8 +181,11 @@ fn multi(t: &Table, c: char) -> Option<&'static [u16; 3]> {
 /// What `c` maps to in `t`'s runs (itself if in none).
 fn single(t: &Table, c: char) -> char {
     let code = c as u32;
-    let i = t.runs.partition_point(|&(key, _)| key >> 11 <= code);
-    let Some(&(key, delta)) = i.checked_sub(1).and_then(|i| t.runs.get(i)) else {
+    let i = t.runs.partition_point(|&key| key >> 11 <= code);
+    let Some(i) = i.checked_sub(1) else {
+        return c;
+    };
+    let (Some(&key), Some(&delta)) = (t.runs.get(i), t.deltas.get(i)) else {
         return c;
     };
     let offset = code - (key >> 11);
@@ -184,9 +193,8 @@ fn single(t: &Table, c: char) -> char {
     if offset & stride2 != 0 || offset >> stride2 >= key & 0x3FF {
         return c;
     }
-    code.checked_add_signed(delta)
-        .and_then(char::from_u32)
-        .unwrap_or(c)
+    let low = (code as u16).wrapping_add(delta);
+    char::from_u32(code & !0xFFFF | u32::from(low)).unwrap_or(c)
 }
 
 #[cfg(test)]
@@ -214,7 +222,8 @@ mod tests {
         );
         for t in [&UPPER, &LOWER] {
             let mut end = 0;
-            for &(key, _) in t.runs {
+            assert_eq!(t.runs.len(), t.deltas.len());
+            for &key in t.runs {
                 let (start, stride, len) = (key >> 11, (key >> 10 & 1) + 1, key & 0x3FF);
                 assert!(start >= end && len > 0);
                 end = start + (len - 1) * stride + 1;

@@ -8,21 +8,23 @@
 //!
 //! A char that maps to one other char is part of a run: chars `start`,
 //! `start + stride`, ... (`len` of them, stride 1 or 2) that all map by
-//! adding the same `delta`. A char that maps to two or three chars is one
+//! adding the same `delta` to their low 16 bits (every such char maps to
+//! one in its own plane: checked here). A char that maps to two or three chars is one
 //! entry of a list; all such chars and their mappings are in the BMP
 //! (checked here), so the list holds `u16`s.
 
 use std::fmt::Write as _;
 
-/// One run, packed as in case.rs: `start << 11 | (stride - 1) << 10 | len`.
+/// One run, written as in case.rs: `start << 11 | (stride - 1) << 10 | len`
+/// in one table, `delta` in another.
 struct Run {
     start: u32,
     len: u32,
     stride: u32,
-    delta: i32,
+    delta: u16,
 }
 
-fn runs(singles: &[(u32, i32)]) -> Vec<Run> {
+fn runs(singles: &[(u32, u16)]) -> Vec<Run> {
     let mut out: Vec<Run> = Vec::new();
     for &(c, delta) in singles {
         if let Some(last) = out.last_mut() {
@@ -56,7 +58,11 @@ fn table(map: impl Fn(char) -> Vec<char>) -> Table {
         let to = map(c);
         match to.as_slice() {
             [one] if *one == c => {}
-            [one] => singles.push((c as u32, *one as i32 - c as i32)),
+            [one] => {
+                let (from, to) = (c as u32, *one as u32);
+                assert_eq!(from >> 16, to >> 16, "{c:?} maps to another plane");
+                singles.push((from, (to as u16).wrapping_sub(from as u16)));
+            }
             _ => {
                 assert!(to.len() <= 3, "{c:?} maps to more than 3 chars");
                 let mut packed = [0u16; 3];
@@ -72,30 +78,40 @@ fn table(map: impl Fn(char) -> Vec<char>) -> Table {
     }
     let runs = runs(&singles);
     for r in &runs {
-        assert!(r.len < 1 << 10 && (r.stride == 1 || r.stride == 2));
+        assert!(r.start < 1 << 21 && r.len < 1 << 10 && (r.stride == 1 || r.stride == 2));
     }
     Table { runs, multi }
 }
 
 fn emit(out: &mut String, name: &str, doc: &str, t: &Table) {
+    let n = t.runs.len();
     writeln!(
         out,
-        "/// {doc}: {} runs `(start << 11 | (stride - 1) << 10 | len, delta)`.",
-        t.runs.len()
+        "/// {doc}: {n} runs, `start << 11 | (stride - 1) << 10 | len`."
     )
     .unwrap();
     writeln!(out, "#[rustfmt::skip]").unwrap();
-    writeln!(
-        out,
-        "pub(super) static {name}_RUNS: [(u32, i32); {}] = [",
-        t.runs.len()
-    )
-    .unwrap();
-    for chunk in t.runs.chunks(4) {
+    writeln!(out, "pub(super) static {name}_RUNS: [u32; {n}] = [").unwrap();
+    for chunk in t.runs.chunks(8) {
         out.push_str("   ");
         for r in chunk {
             let key = r.start << 11 | (r.stride - 1) << 10 | r.len;
-            write!(out, " (0x{key:08x}, {}),", r.delta).unwrap();
+            write!(out, " 0x{key:08x},").unwrap();
+        }
+        out.push('\n');
+    }
+    out.push_str("];\n\n");
+    writeln!(
+        out,
+        "/// {doc}: each run's delta, added to the low 16 bits."
+    )
+    .unwrap();
+    writeln!(out, "#[rustfmt::skip]").unwrap();
+    writeln!(out, "pub(super) static {name}_DELTAS: [u16; {n}] = [").unwrap();
+    for chunk in t.runs.chunks(12) {
+        out.push_str("   ");
+        for r in chunk {
+            write!(out, " 0x{:04x},", r.delta).unwrap();
         }
         out.push('\n');
     }
