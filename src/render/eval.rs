@@ -24,6 +24,7 @@ use std::ops::Range;
 use std::rc::Rc;
 
 use super::ast::{Cond, Expr, Node, Parsed, Primary, Problem};
+use super::case;
 use super::formatters::{self, Op};
 use super::values::{Fact, Values};
 
@@ -212,8 +213,8 @@ impl Eval<'_> {
                 return None;
             };
             value = Some(match &filter.op {
-                Op::Upper => current.to_uppercase(),
-                Op::Lower => current.to_lowercase(),
+                Op::Upper => case::upper(&current),
+                Op::Lower => case::lower(&current),
                 Op::Json => formatters::json(&current),
                 Op::Shell => formatters::shell(&current),
                 Op::Arith(op, n) => {

@@ -29,6 +29,8 @@
 //! (tests, benchmarks); [`render_template`] renders one template's text.
 
 mod ast;
+mod case;
+mod case_tables;
 mod diff;
 mod eval;
 mod files;

@@ -1,0 +1,179 @@
+//! case-tables: writes envinit's src/render/case_tables.rs, the case
+//! mappings of src/render/case.rs, read from this toolchain's std
+//! (`char::to_uppercase` and `char::to_lowercase` of every char).
+//!
+//!     cargo run --manifest-path tools/case-tables/Cargo.toml -- src/render/case_tables.rs
+//!
+//! (from the repository's root; without a path it prints to stdout.)
+//!
+//! A char that maps to one other char is part of a run: chars `start`,
+//! `start + stride`, ... (`len` of them, stride 1 or 2) that all map by
+//! adding the same `delta` to their low 16 bits (every such char maps to
+//! one in its own plane: checked here). A char that maps to two or three chars is one
+//! entry of a list; all such chars and their mappings are in the BMP
+//! (checked here), so the list holds `u16`s.
+
+use std::fmt::Write as _;
+
+/// One run, written as in case.rs: `start << 11 | (stride - 1) << 10 | len`
+/// in one table, `delta` in another.
+struct Run {
+    start: u32,
+    len: u32,
+    stride: u32,
+    delta: u16,
+}
+
+fn runs(singles: &[(u32, u16)]) -> Vec<Run> {
+    let mut out: Vec<Run> = Vec::new();
+    for &(c, delta) in singles {
+        if let Some(last) = out.last_mut() {
+            let end = last.start + (last.len - 1) * last.stride;
+            let gap = c - end;
+            if last.delta == delta && (gap == last.stride || (last.len == 1 && gap <= 2)) {
+                last.stride = gap;
+                last.len += 1;
+                continue;
+            }
+        }
+        out.push(Run {
+            start: c,
+            len: 1,
+            stride: 1,
+            delta,
+        });
+    }
+    out
+}
+
+struct Table {
+    runs: Vec<Run>,
+    multi: Vec<(u16, [u16; 3])>,
+}
+
+fn table(map: impl Fn(char) -> Vec<char>) -> Table {
+    let mut singles = Vec::new();
+    let mut multi = Vec::new();
+    for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+        let to = map(c);
+        match to.as_slice() {
+            [one] if *one == c => {}
+            [one] => {
+                let (from, to) = (c as u32, *one as u32);
+                assert_eq!(from >> 16, to >> 16, "{c:?} maps to another plane");
+                singles.push((from, (to as u16).wrapping_sub(from as u16)));
+            }
+            _ => {
+                assert!(to.len() <= 3, "{c:?} maps to more than 3 chars");
+                let mut packed = [0u16; 3];
+                for (slot, &t) in packed.iter_mut().zip(&to) {
+                    assert!(t != '\0', "{c:?} maps to NUL, the padding");
+                    *slot = u16::try_from(t as u32).expect("a multi-char mapping outside the BMP");
+                }
+                let key = u16::try_from(c as u32)
+                    .expect("a multi-char mapping of a char outside the BMP");
+                multi.push((key, packed));
+            }
+        }
+    }
+    let runs = runs(&singles);
+    for r in &runs {
+        assert!(r.start < 1 << 21 && r.len < 1 << 10 && (r.stride == 1 || r.stride == 2));
+    }
+    Table { runs, multi }
+}
+
+fn emit(out: &mut String, name: &str, doc: &str, t: &Table) {
+    let n = t.runs.len();
+    writeln!(
+        out,
+        "/// {doc}: {n} runs, `start << 11 | (stride - 1) << 10 | len`."
+    )
+    .unwrap();
+    writeln!(out, "#[rustfmt::skip]").unwrap();
+    writeln!(out, "pub(super) static {name}_RUNS: [u32; {n}] = [").unwrap();
+    for chunk in t.runs.chunks(8) {
+        out.push_str("   ");
+        for r in chunk {
+            let key = r.start << 11 | (r.stride - 1) << 10 | r.len;
+            write!(out, " 0x{key:08x},").unwrap();
+        }
+        out.push('\n');
+    }
+    out.push_str("];\n\n");
+    writeln!(
+        out,
+        "/// {doc}: each run's delta, added to the low 16 bits."
+    )
+    .unwrap();
+    writeln!(out, "#[rustfmt::skip]").unwrap();
+    writeln!(out, "pub(super) static {name}_DELTAS: [u16; {n}] = [").unwrap();
+    for chunk in t.runs.chunks(12) {
+        out.push_str("   ");
+        for r in chunk {
+            write!(out, " 0x{:04x},", r.delta).unwrap();
+        }
+        out.push('\n');
+    }
+    out.push_str("];\n\n");
+    writeln!(
+        out,
+        "/// {doc}: the chars that map to 2 or 3 chars ({}; 0 pads).",
+        t.multi.len()
+    )
+    .unwrap();
+    writeln!(out, "#[rustfmt::skip]").unwrap();
+    writeln!(
+        out,
+        "pub(super) static {name}_MULTI: [(u16, [u16; 3]); {}] = [",
+        t.multi.len()
+    )
+    .unwrap();
+    for chunk in t.multi.chunks(3) {
+        out.push_str("   ");
+        for (k, v) in chunk {
+            write!(
+                out,
+                " (0x{k:04x}, [0x{:04x}, 0x{:04x}, 0x{:04x}]),",
+                v[0], v[1], v[2]
+            )
+            .unwrap();
+        }
+        out.push('\n');
+    }
+    out.push_str("];\n");
+}
+
+fn main() {
+    let upper = table(|c| c.to_uppercase().collect());
+    let lower = table(|c| c.to_lowercase().collect());
+    let mut out = String::new();
+    out.push_str(
+        "//! Generated by tools/case-tables from std's `char::to_uppercase` and\n\
+         //! `char::to_lowercase`: do not edit. Regenerate (after a toolchain\n\
+         //! update, when case.rs's tests fail) from the repository's root with\n\
+         //!\n\
+         //!     cargo run --manifest-path tools/case-tables/Cargo.toml -- src/render/case_tables.rs\n\
+         //!\n\
+         //! The layout is described in src/render/case.rs.\n\n",
+    );
+    writeln!(
+        out,
+        "/// The Unicode version of the std these tables were read from."
+    )
+    .unwrap();
+    writeln!(out, "#[cfg(test)]").unwrap();
+    let (a, b, c) = char::UNICODE_VERSION;
+    writeln!(
+        out,
+        "pub(super) const UNICODE_VERSION: (u8, u8, u8) = ({a}, {b}, {c});\n"
+    )
+    .unwrap();
+    emit(&mut out, "UPPER", "Upper case", &upper);
+    out.push('\n');
+    emit(&mut out, "LOWER", "Lower case", &lower);
+    match std::env::args().nth(1) {
+        Some(path) => std::fs::write(&path, out).expect("cannot write the tables"),
+        None => print!("{out}"),
+    }
+}
