@@ -129,37 +129,11 @@ fn reaper() -> bool {
 fn reap_all(child: Pid, lifecycle: &mut Lifecycle, os: &mut Linux) -> bool {
     let mut reaped = 0u32;
     let left = loop {
-        let mut status: libc::c_int = 0;
-        // SAFETY: wait4 only writes the status integer we own (the rusage
-        // pointer is null).
-        let waited = unsafe {
-            raw::syscall4(
-                libc::SYS_wait4,
-                -1isize as usize,
-                std::ptr::from_mut(&mut status) as usize,
-                (libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED) as usize,
-                0,
-            )
+        let (pid, status) = match next_changed() {
+            Ok(changed) => changed,
+            Err(left) => break left,
         };
-        let pid = match waited {
-            Ok(0) => break true,
-            Ok(pid) => pid as libc::pid_t,
-            Err(Errno::EINTR) => continue,
-            Err(Errno::ECHILD) => break false,
-            Err(e) => {
-                waitpid_failed(e);
-                break true;
-            }
-        };
-        let exited = if libc::WIFEXITED(status) {
-            Some(ChildStatus::Exited(
-                u8::try_from(libc::WEXITSTATUS(status)).unwrap_or(u8::MAX),
-            ))
-        } else if libc::WIFSIGNALED(status) {
-            Some(ChildStatus::Signaled(libc::WTERMSIG(status)))
-        } else {
-            None
-        };
+        let exited = ended(status);
         if pid != child.as_raw() {
             reaped += u32::from(exited.is_some());
             continue;
@@ -174,6 +148,54 @@ fn reap_all(child: Pid, lifecycle: &mut Lifecycle, os: &mut Linux) -> bool {
         tracing::trace!(count = reaped, "reaped orphans");
     }
     left
+}
+
+/// The next child that changed state (ended, stopped or continued) and its
+/// wait status, from one `wait4` as a direct system call; `Err(left)` when
+/// no child has changed state now, `left` saying whether any child remains.
+/// Both supervision loops reap through it; inlined, as it is the wake-up
+/// path.
+#[inline(always)]
+pub(crate) fn next_changed() -> Result<(libc::pid_t, libc::c_int), bool> {
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: wait4 only writes the status integer we own (the rusage
+        // pointer is null).
+        let waited = unsafe {
+            raw::syscall4(
+                libc::SYS_wait4,
+                -1isize as usize,
+                std::ptr::from_mut(&mut status) as usize,
+                (libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED) as usize,
+                0,
+            )
+        };
+        return match waited {
+            Ok(0) => Err(true),
+            Ok(pid) => Ok((pid as libc::pid_t, status)),
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECHILD) => Err(false),
+            Err(e) => {
+                waitpid_failed(e);
+                Err(true)
+            }
+        };
+    }
+}
+
+/// How a wait status says the child ended; `None` if it only stopped or
+/// continued.
+#[inline(always)]
+pub(crate) fn ended(status: libc::c_int) -> Option<ChildStatus> {
+    if libc::WIFEXITED(status) {
+        Some(ChildStatus::Exited(
+            u8::try_from(libc::WEXITSTATUS(status)).unwrap_or(u8::MAX),
+        ))
+    } else if libc::WIFSIGNALED(status) {
+        Some(ChildStatus::Signaled(libc::WTERMSIG(status)))
+    } else {
+        None
+    }
 }
 
 /// Starts the child: its own process group (the terminal's foreground group
@@ -393,9 +415,8 @@ fn spawn_error(program: &OsStr, errno: Errno) -> Failure {
     )
 }
 
-/// The warning when waitpid fails for a reason other than no children
-/// (both supervision loops).
-pub(crate) fn waitpid_failed(e: Errno) {
+/// The warning when waitpid fails for a reason other than no children.
+fn waitpid_failed(e: Errno) {
     crate::logging::warn_error("waitpid failed; carrying on", e.desc());
 }
 

@@ -32,10 +32,10 @@ use nix::libc;
 use nix::poll::{PollFd, PollFlags};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
-use super::{Extras, exec_child, exec_failure, null_terminated, raw, send, set_mask, signal_all};
+use super::{Extras, exec_child, exec_failure, null_terminated, send, set_mask, signal_all};
 use crate::exit::{Failure, os_failure};
+use crate::lifecycle::SuperviseSettings;
 use crate::lifecycle::team::{Cause, Crew, Team};
-use crate::lifecycle::{ChildStatus, SuperviseSettings};
 use crate::procs::output::pipe;
 use crate::procs::{Outputs, Plan, Proc};
 use crate::reload::ReloadTarget;
@@ -195,33 +195,11 @@ impl Wakers for TeamWakers<'_, '_> {
 /// processes. Returns whether any child is left.
 fn reap_all(team: &mut Team<'_>, crew: &mut Linux<'_>) -> bool {
     loop {
-        let mut status: libc::c_int = 0;
-        // SAFETY: wait4 only writes the status integer we own (the rusage
-        // pointer is null).
-        let waited = unsafe {
-            raw::syscall4(
-                libc::SYS_wait4,
-                -1isize as usize,
-                std::ptr::from_mut(&mut status) as usize,
-                (libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED) as usize,
-                0,
-            )
+        let (pid, status) = match super::next_changed() {
+            Ok(changed) => changed,
+            Err(left) => return left,
         };
-        let pid = match waited {
-            Ok(0) => return true,
-            Ok(pid) => pid as libc::pid_t,
-            Err(Errno::EINTR) => continue,
-            Err(Errno::ECHILD) => return false,
-            Err(e) => {
-                super::waitpid_failed(e);
-                return true;
-            }
-        };
-        let ended = if libc::WIFEXITED(status) {
-            ChildStatus::Exited(u8::try_from(libc::WEXITSTATUS(status)).unwrap_or(u8::MAX))
-        } else if libc::WIFSIGNALED(status) {
-            ChildStatus::Signaled(libc::WTERMSIG(status))
-        } else {
+        let Some(ended) = super::ended(status) else {
             team.on_stopped(pid, libc::WIFSTOPPED(status), crew);
             continue;
         };
