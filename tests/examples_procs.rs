@@ -190,7 +190,7 @@ fn php_nginx_one_serves_reloads_restarts_cron_and_stops_all_three_in_order() {
         "{logs}"
     );
 
-    // HUP reloads nginx (HUP) and php-fpm (USR2): same masters, new workers.
+    // HUP re-renders the config. Nothing changed: nobody is signalled.
     let workers = |c: &Container| {
         (
             pids(c, "nginx: worker process"),
@@ -199,7 +199,27 @@ fn php_nginx_one_serves_reloads_restarts_cron_and_stops_all_three_in_order() {
     };
     let before = workers(&c);
     c.kill("HUP");
+    c.wait_log(
+        "config reloaded: nothing changed, the app was not signalled",
+        START,
+    );
+    assert_eq!(workers(&c), before, "no file changed: no reload signal");
+    // After `docker update --memory`, pm.max_children follows the new limit:
+    // the reload changes the pool's file, so nginx gets HUP and php-fpm
+    // USR2 (ENVINIT_PROC_SIGNALS): same masters, new workers.
+    docker(&[
+        "update",
+        "--memory",
+        "256m",
+        "--memory-swap",
+        "512m",
+        &c.name,
+    ]);
+    c.kill("HUP");
+    c.wait_log("config reloaded: files changed", START);
     c.wait_log("NOTICE: Reloading in progress", START);
+    let pool = c.exec(&["cat", "/etc/php/8.2/fpm/pool.d/www.conf"]);
+    assert!(pool.contains("pm.max_children = 4"), "{pool}");
     engines::wait_for("new workers of both", START, || {
         let now = workers(&c);
         let fresh =
