@@ -154,12 +154,26 @@ fn configure(
     // --check: render in memory, report (--diff: what would change), and
     // stop there.
     if settings.render.check {
+        // With --procfile, the Procfile too (its lines, the processes the
+        // --proc-* options name, their users); every problem of both.
+        let procfile = match settings.procs() {
+            Some(procs) => procs::check(procs, &settings.command),
+            None => Ok(()),
+        };
         let checked = match settings.render.diff {
             true => diff(&settings.render),
             false => render::write(&settings.render, None).map(|written| {
                 tracing::info!(files = written.files, "check passed: every file renders");
                 0
             }),
+        };
+        let checked = match (procfile, checked) {
+            (Ok(()), checked) => checked,
+            (Err(failure), Ok(_)) => Err(failure),
+            (Err(mut failure), Err(render)) => {
+                failure.problems.extend(render.problems);
+                Err(failure)
+            }
         };
         return done(&settings, checked);
     }

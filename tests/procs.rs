@@ -655,6 +655,48 @@ fn a_procfile_error_names_file_and_line_exits_78_and_starts_nothing() {
     );
 }
 
+/// `--check` reads the Procfile too: a bad line, an option naming no
+/// process and an unknown `--proc-user` are found without starting
+/// anything, together with the templates' problems; a good one passes.
+#[test]
+fn check_reads_the_procfile_and_starts_nothing() {
+    let dir = TempDir::new("check");
+    let marker = dir.join("ran");
+    let good = procfile(&dir, &format!("web: touch {marker}\n"));
+    let out = Spec::direct(["--check", "--procfile", &good]).run();
+    out.assert_code(0);
+    assert!(out.err().is_empty(), "{}", out.describe());
+    let bad = dir.join("Procfile.bad");
+    std::fs::write(&bad, format!("web: touch {marker}\nbad line here\n")).unwrap();
+    let tmpl = dir.join("app.conf.tmpl");
+    std::fs::write(&tmpl, "x = {{ ENVINIT_TEST_UNSET_X }}\n").unwrap();
+    let template = format!("{tmpl}:{}", dir.join("app.conf"));
+    let out = Spec::direct(["--check", "--procfile", &bad, "-t", &template]).run();
+    out.assert_code(78);
+    let lines = out.err_lines();
+    assert!(
+        lines[0].starts_with(&format!("envinit: error: {bad}:2: "))
+            && lines[0].contains("not NAME: COMMAND")
+            && lines
+                .iter()
+                .any(|l| l.contains("ENVINIT_TEST_UNSET_X is not set")),
+        "{}",
+        out.describe()
+    );
+    for (option, says) in [
+        (["--restart", "wbe"], "no process is named \"wbe\""),
+        (
+            ["--proc-user", "web=no-such-user-here"],
+            "no user \"no-such-user-here\"",
+        ),
+    ] {
+        let out = Spec::direct(["--check", "--procfile", &good, option[0], option[1]]).run();
+        assert!(matches!(out.code, Some(64 | 78)), "{}", out.describe());
+        assert!(out.err().contains(says), "{}", out.describe());
+    }
+    assert!(!std::path::Path::new(&marker).exists(), "something started");
+}
+
 #[test]
 fn a_process_that_cannot_be_executed_ends_everything_with_127_or_126() {
     if !have_unshare() {

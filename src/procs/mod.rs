@@ -224,6 +224,15 @@ pub struct Plan<'a> {
     pub prefix: bool,
 }
 
+/// `--check` with `--procfile`: what [`prepare`] would refuse (the
+/// Procfile's lines, a `--proc-*` option naming no process, a
+/// `--proc-user` that does not exist), without starting anything or
+/// reading what `--user` and `--export-file-var` read.
+#[inline(never)]
+pub fn check(settings: &ProcsSettings, command: &[OsString]) -> Result<(), Failure> {
+    prepare(settings, command, &Launch::default(), Duration::ZERO).map(drop)
+}
+
 /// Reads the Procfile and makes every process ready to start: the
 /// command after `--` (if any) last, as `main`; `launch` (the `--user`
 /// and the environment made for it) as every process's default;
