@@ -350,6 +350,14 @@ pub const TABLE: &[Opt] = &[
     )
     .repeatable(),
     opt(
+        "proc-export-file-var",
+        Some("NAME=VAR[+VAR...]"),
+        Processes,
+        "give process NAME these --export-file-var variables;\n\
+         once one is named, the others get none; repeatable",
+    )
+    .repeatable(),
+    opt(
         "proc-wait",
         Some("NAME=URL"),
         Processes,

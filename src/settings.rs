@@ -86,6 +86,7 @@ const START_UP: &[&str] = &[
     "proc-wait",
     "proc-signals",
     "proc-reload-signal",
+    "proc-export-file-var",
     "proc-prefix",
 ];
 

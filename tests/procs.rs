@@ -655,6 +655,61 @@ fn a_procfile_error_names_file_and_line_exits_78_and_starts_nothing() {
     );
 }
 
+/// `--export-file-var` gives every process the secret, unless
+/// `--proc-export-file-var` names the processes that get it: then the
+/// others have neither the variable nor its `_FILE`.
+#[test]
+fn exported_secrets_reach_only_the_processes_named() {
+    if !have_unshare() {
+        return;
+    }
+    let dir = TempDir::new("exports");
+    let secret = dir.join("db_password");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let show = "sh -c 'echo [${DB_PASSWORD-unset}][${DB_PASSWORD_FILE-unset}]; exec sleep 60'";
+    let file = procfile(&dir, &format!("app: {show}\ncron: {show}\n"));
+    let base = [
+        "--procfile",
+        &file,
+        "--proc-prefix",
+        "--export-file-var",
+        "DB_PASSWORD",
+    ];
+    for (extra, app, cron) in [
+        (None, "[s3cret][unset]", "[s3cret][unset]"),
+        (Some("app=DB_PASSWORD"), "[s3cret][unset]", "[unset][unset]"),
+    ] {
+        let mut args = base.to_vec();
+        args.extend(extra.iter().flat_map(|e| ["--proc-export-file-var", *e]));
+        let run = Spec::pid1(&args).env("DB_PASSWORD_FILE", &secret).start();
+        run.wait_stdout("two lines", |t| {
+            !of(t, "app").is_empty() && !of(t, "cron").is_empty()
+        });
+        run.signal(sig::TERM);
+        let out = run.wait();
+        out.assert_code(0);
+        assert_eq!(of(&out.out(), "app"), [app], "{}", out.describe());
+        assert_eq!(of(&out.out(), "cron"), [cron], "{}", out.describe());
+    }
+    // A variable --export-file-var does not name: one line, nothing started.
+    let out = Spec::pid1([
+        "--procfile",
+        &file,
+        "--proc-export-file-var",
+        "app=DB_PASSWORD",
+    ])
+    .env("DB_PASSWORD_FILE", &secret)
+    .run();
+    out.assert_code(64);
+    assert!(
+        out.err()
+            .contains("DB_PASSWORD is not exported: add --export-file-var DB_PASSWORD"),
+        "{}",
+        out.describe()
+    );
+    assert!(out.out().is_empty(), "{}", out.describe());
+}
+
 /// `--check` reads the Procfile too: a bad line, an option naming no
 /// process and an unknown `--proc-user` are found without starting
 /// anything, together with the templates' problems; a good one passes.

@@ -62,6 +62,7 @@ pub const OPTIONS: &[&str] = &[
     "proc-wait",
     "proc-signals",
     "proc-reload-signal",
+    "proc-export-file-var",
     "proc-prefix",
 ];
 
@@ -83,6 +84,9 @@ pub struct ForProc {
     pub waits: Vec<Target>,
     /// `--proc-reload-signal` (0: none).
     pub reload_signal: Option<i32>,
+    /// `--proc-export-file-var`: the `--export-file-var` variables this
+    /// process gets (once any process is named, the others get none).
+    pub exports: Option<Vec<String>>,
     /// The first option that named it and where it was given, for the
     /// error when no process has that name.
     from: Option<(&'static Opt, Source)>,
@@ -102,13 +106,14 @@ pub struct ProcsSettings {
 
 /// The per-process options, in the order [`ProcsSettings::from_options`]
 /// reads them (`--restart` first: it takes a name alone).
-const PER_PROCESS: [&str; 6] = [
+const PER_PROCESS: [&str; 7] = [
     "restart",
     "proc-user",
     "proc-stop-signal",
     "proc-wait",
     "proc-signals",
     "proc-reload-signal",
+    "proc-export-file-var",
 ];
 
 impl ProcsSettings {
@@ -158,6 +163,7 @@ impl ProcsSettings {
                     signals: None,
                     waits: Vec::new(),
                     reload_signal: None,
+                    exports: None,
                     from: None,
                 });
                 self.each.len() - 1
@@ -170,7 +176,13 @@ impl ProcsSettings {
             2 => p.stop_signal = Some(signals::parse(value)?),
             3 => p.waits.push(wait::parse(value)?),
             4 => p.signals = Some(parse_signals(value)?),
-            _ => p.reload_signal = Some(parse_reload_signal(value)?),
+            5 => p.reload_signal = Some(parse_reload_signal(value)?),
+            _ => {
+                let names = p.exports.get_or_insert_with(Vec::new);
+                for var in value.split('+') {
+                    names.push(launch::parse_export_name(var.trim())?);
+                }
+            }
         }
         Ok(p)
     }
@@ -229,13 +241,26 @@ pub struct Plan<'a> {
 /// `--proc-user` that does not exist), without starting anything or
 /// reading what `--user` and `--export-file-var` read.
 #[inline(never)]
-pub fn check(settings: &ProcsSettings, command: &[OsString]) -> Result<(), Failure> {
-    prepare(settings, command, &Launch::default(), Duration::ZERO).map(drop)
+pub fn check(
+    settings: &ProcsSettings,
+    command: &[OsString],
+    exported: &[String],
+) -> Result<(), Failure> {
+    prepare(
+        settings,
+        command,
+        &Launch::default(),
+        exported,
+        Duration::ZERO,
+    )
+    .map(drop)
 }
 
 /// Reads the Procfile and makes every process ready to start: the
 /// command after `--` (if any) last, as `main`; `launch` (the `--user`
-/// and the environment made for it) as every process's default;
+/// and the environment made for it) as every process's default, with the
+/// `exported` variables (`--export-file-var`) where `--proc-export-file-var`
+/// lets them reach;
 /// `wait_timeout` bounds each process's dependency wait. Out of line: the
 /// one-process path in `main` stays as it was.
 #[inline(never)]
@@ -243,6 +268,7 @@ pub fn prepare<'a>(
     settings: &'a ProcsSettings,
     command: &[OsString],
     launch: &Launch,
+    exported: &[String],
     wait_timeout: Duration,
 ) -> Result<Plan<'a>, Failure> {
     let mut entries = match &settings.procfile {
@@ -273,6 +299,22 @@ pub fn prepare<'a>(
             p.name
         )));
     }
+    // --proc-export-file-var: only named --export-file-var variables.
+    for p in &settings.each {
+        let unknown = p.exports.iter().flatten().find(|v| !exported.contains(v));
+        if let (Some(var), Some((opt, source))) = (unknown, p.from) {
+            let from = Raw {
+                opt,
+                values: Vec::new(),
+                source,
+            };
+            return Err(from.error(format!(
+                "{var} is not exported: add --export-file-var {var} (process {:?})",
+                p.name
+            )));
+        }
+    }
+    let scoped = settings.each.iter().any(|p| p.exports.is_some());
     let default_user = launch.identity.as_ref().filter(|_| launch.switch);
     let mut procs = Vec::with_capacity(entries.len());
     for entry in entries {
@@ -298,7 +340,11 @@ pub fn prepare<'a>(
                 reload_signal: given.and_then(|p| p.reload_signal),
             },
             argv: entry.argv,
-            env: environment(launch.env.as_deref(), &set),
+            env: hide_exports(
+                environment(launch.env.as_deref(), &set),
+                exported,
+                scoped.then(|| given.and_then(|p| p.exports.as_deref()).unwrap_or_default()),
+            ),
             user,
             waits: given.map_or(&[], |p| p.waits.as_slice()),
         });
@@ -386,6 +432,28 @@ fn environment(base: Option<&[CString]>, set: &[Vec<u8>]) -> Option<Vec<CString>
     Some(env)
 }
 
+/// `env` without the `exported` variables that are not in `only` (when
+/// `--proc-export-file-var` is in use: `only` is what it gave this
+/// process). Removes the `NAME=` entries; the export already took out
+/// their `NAME_FILE`.
+fn hide_exports(
+    env: Option<Vec<CString>>,
+    exported: &[String],
+    only: Option<&[String]>,
+) -> Option<Vec<CString>> {
+    let mut env = env?;
+    if let Some(only) = only {
+        for var in exported.iter().filter(|v| !only.contains(v)) {
+            env.retain(|e| {
+                e.as_bytes()
+                    .strip_prefix(var.as_bytes())
+                    .is_none_or(|rest| rest.first() != Some(&b'='))
+            });
+        }
+    }
+    Some(env)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,6 +470,44 @@ mod tests {
             .collect();
         let mut given = Given::new(options, from_variables(vars).unwrap().options);
         ProcsSettings::from_options(&mut given)
+    }
+
+    #[test]
+    fn exported_variables_go_only_where_named_once_one_process_is() {
+        let s = settings(
+            &["--proc-export-file-var", "php=DB_PASSWORD+API_TOKEN"],
+            &[("ENVINIT_PROC_EXPORT_FILE_VAR", "cron=API_TOKEN")],
+        )
+        .unwrap();
+        let of = |name: &str| {
+            s.each
+                .iter()
+                .find(|p| p.name == name)
+                .unwrap()
+                .exports
+                .clone()
+        };
+        assert_eq!(
+            of("php"),
+            Some(vec!["DB_PASSWORD".into(), "API_TOKEN".into()])
+        );
+        assert!(settings(&["--proc-export-file-var", "php=DB_PASSWORD_FILE"], &[]).is_err());
+        assert!(settings(&["--proc-export-file-var", "php=A-B"], &[]).is_err());
+        let env = || {
+            Some(vec![
+                c"A=1".to_owned(),
+                c"DB=x".to_owned(),
+                c"DBX=2".to_owned(),
+            ])
+        };
+        let exported = ["DB".to_string()];
+        assert_eq!(hide_exports(env(), &exported, None), env());
+        assert_eq!(
+            hide_exports(env(), &exported, Some(&[])),
+            Some(vec![c"A=1".to_owned(), c"DBX=2".to_owned()])
+        );
+        assert_eq!(hide_exports(env(), &exported, Some(&exported)), env());
+        assert_eq!(hide_exports(None, &exported, Some(&[])), None);
     }
 
     #[test]
@@ -482,14 +588,14 @@ mod tests {
     fn options_naming_no_process_are_errors() {
         let s = settings(&["--proc-user", "ngnix=root", "x"], &[]).unwrap();
         let launch = Launch::default();
-        let e = prepare(&s, &[OsString::from("app")], &launch, Duration::ZERO).unwrap_err();
+        let e = prepare(&s, &[OsString::from("app")], &launch, &[], Duration::ZERO).unwrap_err();
         assert_eq!(e.code, exit::USAGE);
         assert_eq!(
             e.message(),
             "--proc-user: no process is named \"ngnix\" (not in the Procfile, not main) (see envinit --help)"
         );
         let s = settings(&["x"], &[("ENVINIT_RESTART", "cron")]).unwrap();
-        let e = prepare(&s, &[OsString::from("app")], &launch, Duration::ZERO).unwrap_err();
+        let e = prepare(&s, &[OsString::from("app")], &launch, &[], Duration::ZERO).unwrap_err();
         assert_eq!(e.code, exit::CONFIG);
         assert!(
             e.message().starts_with("ENVINIT_RESTART: no process"),
@@ -511,6 +617,7 @@ mod tests {
             &s,
             &[OsString::from("app")],
             &Launch::default(),
+            &[],
             Duration::ZERO,
         )
         .unwrap_err();
@@ -522,7 +629,7 @@ mod tests {
                 file.display()
             )
         );
-        let plan = prepare(&s, &[], &Launch::default(), Duration::ZERO).unwrap();
+        let plan = prepare(&s, &[], &Launch::default(), &[], Duration::ZERO).unwrap();
         assert_eq!(plan.procs.len(), 2);
         std::fs::write(&file, "web: nginx -g 'daemon off;'\n").unwrap();
         let Lexed::Run { options, .. } = lex(vec!["--restart".into(), "main".into()]).unwrap()
@@ -536,6 +643,7 @@ mod tests {
             &s,
             &[OsString::from("sh"), OsString::from("-c")],
             &Launch::default(),
+            &[],
             Duration::from_secs(3),
         )
         .unwrap();
@@ -546,14 +654,14 @@ mod tests {
         assert_eq!(plan.procs[0].env, None, "inherited");
         assert_eq!(plan.wait_timeout, Duration::from_secs(3));
         std::fs::write(&file, "web: echo $HOME\n").unwrap();
-        let e = prepare(&s, &[], &Launch::default(), Duration::ZERO).unwrap_err();
+        let e = prepare(&s, &[], &Launch::default(), &[], Duration::ZERO).unwrap_err();
         assert!(
             e.message()
                 .starts_with(&format!("{}:1: $ and ` are not expanded", file.display()))
         );
         std::fs::write(&file, "# nothing\n").unwrap();
         s.each.clear();
-        let e = prepare(&s, &[], &Launch::default(), Duration::ZERO).unwrap_err();
+        let e = prepare(&s, &[], &Launch::default(), &[], Duration::ZERO).unwrap_err();
         assert!(
             e.message()
                 .ends_with("no process: add NAME: COMMAND lines, or a command after --"),
@@ -566,6 +674,7 @@ mod tests {
             },
             &[],
             &Launch::default(),
+            &[],
             Duration::ZERO,
         )
         .unwrap_err();
