@@ -695,6 +695,8 @@ fn exported_secrets_reach_only_the_processes_named() {
     let out = Spec::pid1([
         "--procfile",
         &file,
+        "--proc-user",
+        "app=root",
         "--proc-export-file-var",
         "app=DB_PASSWORD",
     ])
@@ -702,8 +704,9 @@ fn exported_secrets_reach_only_the_processes_named() {
     .run();
     out.assert_code(64);
     assert!(
-        out.err()
-            .contains("DB_PASSWORD is not exported: add --export-file-var DB_PASSWORD"),
+        out.err().contains(
+            "--proc-export-file-var: DB_PASSWORD is not exported: add --export-file-var DB_PASSWORD"
+        ),
         "{}",
         out.describe()
     );

@@ -90,6 +90,9 @@ pub struct ForProc {
     /// The first option that named it and where it was given, for the
     /// error when no process has that name.
     from: Option<(&'static Opt, Source)>,
+    /// Where `--proc-export-file-var` named it, for the error when a
+    /// variable it names is not exported.
+    exports_from: Option<(&'static Opt, Source)>,
 }
 
 /// `--procfile`, `--restart`, `--proc-*` (docs/options.md).
@@ -130,6 +133,9 @@ impl ProcsSettings {
             for text in &raw.values {
                 let p = s.read_one(key, text).map_err(|e| raw.error(e))?;
                 p.from.get_or_insert((raw.opt, raw.source));
+                if p.exports.is_some() {
+                    p.exports_from.get_or_insert((raw.opt, raw.source));
+                }
             }
         }
         if let Some(r) = given.take("proc-prefix") {
@@ -165,6 +171,7 @@ impl ProcsSettings {
                     reload_signal: None,
                     exports: None,
                     from: None,
+                    exports_from: None,
                 });
                 self.each.len() - 1
             }
@@ -288,30 +295,26 @@ pub fn prepare<'a>(
         });
     }
     let unknown = (settings.each.iter()).find(|p| !entries.iter().any(|e| e.name == p.name));
-    if let Some((p, Some((opt, source)))) = unknown.map(|p| (p, p.from)) {
-        let from = Raw {
-            opt,
-            values: Vec::new(),
-            source,
-        };
-        return Err(from.error(format!(
-            "no process is named {:?} (not in the Procfile, not main)",
-            p.name
-        )));
+    if let Some((p, Some(from))) = unknown.map(|p| (p, p.from)) {
+        return Err(option_error(
+            from,
+            format!(
+                "no process is named {:?} (not in the Procfile, not main)",
+                p.name
+            ),
+        ));
     }
     // --proc-export-file-var: only named --export-file-var variables.
     for p in &settings.each {
         let unknown = p.exports.iter().flatten().find(|v| !exported.contains(v));
-        if let (Some(var), Some((opt, source))) = (unknown, p.from) {
-            let from = Raw {
-                opt,
-                values: Vec::new(),
-                source,
-            };
-            return Err(from.error(format!(
-                "{var} is not exported: add --export-file-var {var} (process {:?})",
-                p.name
-            )));
+        if let (Some(var), Some(from)) = (unknown, p.exports_from) {
+            return Err(option_error(
+                from,
+                format!(
+                    "{var} is not exported: add --export-file-var {var} (process {:?})",
+                    p.name
+                ),
+            ));
         }
     }
     let scoped = settings.each.iter().any(|p| p.exports.is_some());
@@ -430,6 +433,17 @@ fn environment(base: Option<&[CString]>, set: &[Vec<u8>]) -> Option<Vec<CString>
         }
     }
     Some(env)
+}
+
+/// An error about the value of an option, as the option reports it (64
+/// from the command line, 78 from a variable).
+fn option_error((opt, source): (&'static Opt, Source), message: String) -> Failure {
+    let from = Raw {
+        opt,
+        values: Vec::new(),
+        source,
+    };
+    from.error(message)
 }
 
 /// `env` without the `exported` variables that are not in `only` (when
