@@ -157,10 +157,7 @@ fn configure(
         // With --procfile, the Procfile too (its lines, the processes the
         // --proc-* options name, their users); every problem of both.
         let procfile = match settings.procs() {
-            Some(procs) => {
-                let exported = settings.launch().map(|l| l.export_file_vars.as_slice());
-                procs::check(procs, &settings.command, exported.unwrap_or_default())
-            }
+            Some(procs) => procs::check(procs, &settings.command, settings.export_file_vars()),
             None => Ok(()),
         };
         let checked = match settings.render.diff {
@@ -206,9 +203,7 @@ fn run(settings: &Settings) -> Result<u8, Failure> {
             procs,
             &settings.command,
             &launch,
-            settings
-                .launch()
-                .map_or(&[], |l| l.export_file_vars.as_slice()),
+            settings.export_file_vars(),
             settings.wait_timeout(),
         )?)),
         None => None,

@@ -185,6 +185,11 @@ impl Settings {
         self.start_up.as_deref().map(|s| &s.launch)
     }
 
+    /// The `--export-file-var` names (none when not given).
+    pub fn export_file_vars(&self) -> &[String] {
+        self.launch().map_or(&[], |l| l.export_file_vars.as_slice())
+    }
+
     /// `--wait`'s dependencies, when there are any.
     pub fn wait(&self) -> Option<&Checks> {
         self.start_up

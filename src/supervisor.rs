@@ -416,6 +416,9 @@ fn spawn_error(program: &OsStr, errno: Errno) -> Failure {
 }
 
 /// The warning when waitpid fails for a reason other than no children.
+/// Left to the compiler: written into [`next_changed`], or marked
+/// `#[cold]`/`#[inline(never)]`, it made the lockstep reap 114
+/// instructions instead of 106 (measured).
 fn waitpid_failed(e: Errno) {
     crate::logging::warn_error("waitpid failed; carrying on", e.desc());
 }

@@ -718,10 +718,13 @@ fn exported_secrets_reach_only_the_processes_named() {
 /// anything, together with the templates' problems; a good one passes.
 #[test]
 fn check_reads_the_procfile_and_starts_nothing() {
+    if !have_unshare() {
+        return;
+    }
     let dir = TempDir::new("check");
     let marker = dir.join("ran");
     let good = procfile(&dir, &format!("web: touch {marker}\n"));
-    let out = Spec::direct(["--check", "--procfile", &good]).run();
+    let out = Spec::pid1(["--check", "--procfile", &good]).run();
     out.assert_code(0);
     assert!(out.err().is_empty(), "{}", out.describe());
     let bad = dir.join("Procfile.bad");
@@ -729,7 +732,7 @@ fn check_reads_the_procfile_and_starts_nothing() {
     let tmpl = dir.join("app.conf.tmpl");
     std::fs::write(&tmpl, "x = {{ ENVINIT_TEST_UNSET_X }}\n").unwrap();
     let template = format!("{tmpl}:{}", dir.join("app.conf"));
-    let out = Spec::direct(["--check", "--procfile", &bad, "-t", &template]).run();
+    let out = Spec::pid1(["--check", "--procfile", &bad, "-t", &template]).run();
     out.assert_code(78);
     let lines = out.err_lines();
     assert!(
@@ -748,7 +751,7 @@ fn check_reads_the_procfile_and_starts_nothing() {
             "no user \"no-such-user-here\"",
         ),
     ] {
-        let out = Spec::direct(["--check", "--procfile", &good, option[0], option[1]]).run();
+        let out = Spec::pid1(["--check", "--procfile", &good, option[0], option[1]]).run();
         assert!(matches!(out.code, Some(64 | 78)), "{}", out.describe());
         assert!(out.err().contains(says), "{}", out.describe());
     }

@@ -54,6 +54,7 @@ use std::path::PathBuf;
 use nix::libc;
 
 use crate::exit::{self, Failure, errno_text};
+use crate::logging::warn;
 use crate::options::{self, Given};
 
 pub use machine::{MOUNTS, MountSpec};
@@ -414,12 +415,6 @@ fn option_error(raw: Option<&options::Raw>, problem: String) -> Failure {
         Some(raw) => raw.error(problem),
         None => Failure::new(exit::CONFIG, problem),
     }
-}
-
-/// A warning once logging is up.
-#[inline(never)]
-fn warn(message: &str) {
-    crate::logging::warn(message);
 }
 
 /// `ENVINIT_HOSTNAME`, else the image's Hostname, else the
